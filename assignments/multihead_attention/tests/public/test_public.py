@@ -1,0 +1,51 @@
+"""Public tests: run them with `autograder check multihead_attention`.
+
+They are a sample. The hidden tests that decide your grade check the same
+functions on many more shapes, dtypes and masks, and the properties in the
+handout (causality, masking, gradients, cost, speed).
+"""
+
+import torch
+
+from autograder.testing import (MHACase, assert_close, assert_tensor, generator, random_tensor,
+                                unpack)
+from autograder.testing.oracles import sdpa, torch_mha_forward
+
+
+def test_causal_mask_3x3(student):
+    """Query i may attend key j exactly when j <= i (section 3.3, causal masking)."""
+    expected = torch.tensor([[True, False, False], [True, True, False], [True, True, True]])
+    assert_close(student.causal_mask(3), expected, what="causal_mask(3)",
+                 hint="row i is query i; True means 'may attend'.")
+
+
+def test_sdpa_matches_torch(student):
+    """Scaled dot-product attention equals PyTorch's on q (2, 4, 8), k and v (2, 5, 8)."""
+    gen = generator(0)
+    q, k, v = (random_tensor(shape, torch.float32, gen) for shape in ((2, 4, 8), (2, 5, 8), (2, 5, 8)))
+    out, weights = unpack(student.scaled_dot_product_attention(q, k, v), 2,
+                          "scaled_dot_product_attention", "out, weights")
+    expected_out, expected_weights = sdpa(q, k, v)
+    case = "q (2, 4, 8), k (2, 5, 8), v (2, 5, 8), float32, seed 0"
+    assert_close(weights, expected_weights, what="weights", case=case)
+    assert_close(out, expected_out, what="out", case=case)
+
+
+def test_split_then_merge_is_identity(student):
+    """split_heads gives (B, h, L, E/h), and merge_heads undoes it."""
+    x = random_tensor((2, 3, 8), torch.float32, generator(1))
+    heads = assert_tensor(student.split_heads(x, 4), what="split_heads(x, 4)", shape=(2, 4, 3, 2))
+    assert_close(heads, x.reshape(2, 3, 4, 2).transpose(1, 2), what="split_heads(x, 4)")
+    assert_close(student.merge_heads(heads), x, what="merge_heads(split_heads(x, 4))")
+
+
+def test_mha_self_attention_matches_torch(student):
+    """MultiHeadAttention equals torch.nn.MultiheadAttention with the same weights."""
+    case = MHACase(B=2, L=4, S=4, d_model=8, n_heads=2, dtype=torch.float32, seed=3)
+    module = student.MultiHeadAttention(case.d_model, case.n_heads)
+    module.load_weights(case.weights())
+    x, _ = case.inputs()
+    out, weights = unpack(module(x), 2, "MultiHeadAttention.forward", "out, weights")
+    expected_out, expected_weights = torch_mha_forward(case, x)
+    assert_close(weights, expected_weights, what="weights", case=case)
+    assert_close(out, expected_out, what="out", case=case)

@@ -1,0 +1,101 @@
+"""The ``autograder`` command: one sub-command per verb, each in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="autograder", description=
+                                     "Autograder for the chapter 'From RNNs to attention'.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="the assignments with title, points and module file")
+
+    p = sub.add_parser("check", help="run the public tests on your file")
+    p.add_argument("assignment")
+    p.add_argument("path", nargs="?", help="default: ./ASSIGNMENT.py")
+    p.add_argument("--verbose", action="store_true", help="say which sandbox layers are active")
+
+    p = sub.add_parser("grade", help="grade submissions with public and hidden tests")
+    p.add_argument("assignment")
+    p.add_argument("submissions", nargs="+", metavar="SUBMISSION")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--resume", action="store_true",
+                   help="keep finished results of unchanged submissions")
+    p.add_argument("--verbose", action="store_true", help="say which sandbox layers are active")
+
+    p = sub.add_parser("templates", help="regenerate student_templates/ from reference/")
+    p.add_argument("--check", action="store_true", help="only report templates that drifted")
+
+    args = parser.parse_args(argv)
+    console = Console(highlight=False)
+    from .assignment import AssignmentError
+    try:
+        return _COMMANDS[args.command](args, console)
+    except AssignmentError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 2
+
+
+def _list(args, console: Console) -> int:
+    from . import assignment as assignments
+    table = Table("id", "title", "points", "module")
+    for assignment_id in assignments.available():
+        a = assignments.load(assignment_id)
+        table.add_row(a.id, f"{a.title} (section {a.section})", f"{a.max_score:g}", a.module)
+    console.print(table)
+    return 0
+
+
+def _check(args, console: Console) -> int:
+    from .check import check
+    return check(args.assignment, args.path, console, verbose=args.verbose)
+
+
+def _grade(args, console: Console) -> int:
+    from .grade import UsageError, grade
+    try:
+        outcome = grade(args.assignment, args.submissions, args.out, jobs=args.jobs,
+                        resume=args.resume)
+    except UsageError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 2
+    table = Table("submission", "score", "failed tests", title=f"{args.assignment}")
+    for r in sorted(outcome.results, key=lambda r: r.submission):
+        failed = [t.name for t in r.tests if not t.passed]
+        table.add_row(r.submission, f"{r.score:g} / {r.max_score:g}",
+                      ", ".join(failed[:4]) + (f" (+{len(failed) - 4})" if len(failed) > 4 else ""))
+    console.print(table)
+    if args.verbose and outcome.results:
+        layers = next((r.sandbox_layers for r in outcome.results if r.sandbox_layers), [])
+        console.print("Sandbox layers active: " + (", ".join(layers) or "none"))
+    if outcome.reused:
+        console.print(f"{outcome.reused} unchanged submission(s) kept from the previous run.")
+    console.print(f"Reports: {args.out.resolve()}/<submission>/feedback.html, "
+                  f"gradebook: {(args.out / 'grades.csv').resolve()}")
+    for error in outcome.errors:
+        console.print(f"[red]grader error:[/] {error}")
+    return 1 if outcome.errors else 0
+
+
+def _templates(args, console: Console) -> int:
+    from .templates import write_all
+    changed = write_all(check=args.check)
+    for path in changed:
+        console.print(f"{'drifted' if args.check else 'wrote'}: {path}")
+    if not changed:
+        console.print("All templates match their references.")
+    return 1 if (args.check and changed) else 0
+
+
+_COMMANDS = {"list": _list, "check": _check, "grade": _grade, "templates": _templates}
+
+if __name__ == "__main__":
+    sys.exit(main())

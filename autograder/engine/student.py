@@ -1,0 +1,186 @@
+"""The ``student`` fixture: the submission as tests see it, without importing it.
+
+``student.scaled_dot_product_attention(q, k, v)`` looks like a call into the
+student's module; it is a request to a sandboxed worker, and what comes back is
+plain data re-checked by :func:`autograder.sandbox.wire.plain`. Classes become
+:class:`RemoteObject` handles that load weights, run forward and backward, and
+report their parameters, so tests can compare gradients with a torch oracle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..assignment import Assignment
+from ..sandbox.session import StudentCodeError, WorkerSession
+from ..submission import Submission
+from ..testing.compare import GradingFailure
+
+
+@dataclass
+class SubmissionState:
+    """What the grader keeps about one submission across its tests."""
+    submission: Submission
+    static_forbidden: dict[str, set[str]] = field(default_factory=dict)
+    import_error: StudentCodeError | None = None
+    seconds: float = 0.0
+    layers: list[str] = field(default_factory=list)
+
+
+class Student:
+    """One test's view of one submission. A worker is started on first use and
+    stopped at the end of the test, so every test starts from a clean process."""
+
+    def __init__(self, assignment: Assignment, state: SubmissionState, launcher):
+        self._assignment, self._state, self._launcher = assignment, state, launcher
+        self._session: WorkerSession | None = None
+        self.called: set[str] = set()   # API names this test used, for forbidden-call checks
+        self.forbidden: set[str] = set()
+        self.output: list[str] = []
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in self._assignment.classes:
+            return lambda *args, **kwargs: self._new(name, args, kwargs)
+        return RemoteFunction(self, name)
+
+    # -- plumbing shared by functions and objects ----------------------
+    def _request(self, op: str, api_name: str, doing: str, **args):
+        self.called.add(api_name)
+        session = self._ensure_session()
+        limit = self._assignment.limits
+        remaining = limit.submission_seconds - self._state.seconds
+        if remaining <= 0:
+            raise StudentCodeError(f"While {doing}: this submission has used up its time "
+                                   f"budget of {limit.submission_seconds:g} s; the remaining "
+                                   "tests were not run.", kind="budget")
+        before = session.record.seconds
+        try:
+            return session.request(op, timeout=min(limit.call_seconds, remaining), doing=doing,
+                                   **args)
+        finally:
+            self._state.seconds += session.record.seconds - before
+            self._collect(session)
+
+    def _ensure_session(self) -> WorkerSession:
+        if self._state.import_error is not None:
+            raise self._state.import_error
+        if self._session is None:
+            sub, limits = self._state.submission, self._assignment.limits
+            request = {
+                "module": self._assignment.module_name,
+                "filename": self._assignment.module,
+                "source": sub.source,
+                "limits": {"cpu_seconds": limits.cpu_seconds, "memory_headroom_mb": limits.memory_mb},
+                "forbidden": [f.as_rule() for f in self._assignment.forbidden],
+            }
+            try:
+                self._session = WorkerSession(self._launcher, request, limits.call_seconds,
+                                              limits.import_seconds)
+            except StudentCodeError as exc:
+                # Remembered: the module will not import in the next test either.
+                self._state.import_error = exc
+                raise
+            self._state.layers = self._session.layers
+        return self._session
+
+    def _collect(self, session: WorkerSession) -> None:
+        self.forbidden |= session.record.forbidden
+        session.record.forbidden.clear()
+        self.output.extend(session.record.output)
+        session.record.output.clear()
+
+    def _new(self, name: str, args, kwargs) -> "RemoteObject":
+        value = self._request("new", name, f"creating {name}{_signature(args, kwargs)}",
+                              name=name, call_args=list(args), call_kwargs=kwargs)
+        return RemoteObject(self, name, value["handle"], value["parameters"])
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+
+def _signature(args, kwargs) -> str:
+    def show(v):
+        if isinstance(v, torch.Tensor):
+            return f"<tensor {tuple(v.shape)} {str(v.dtype).replace('torch.', '')}>"
+        return repr(v)
+    parts = [show(a) for a in args] + [f"{k}={show(v)}" for k, v in kwargs.items()]
+    return "(" + ", ".join(parts) + ")"
+
+
+class _Callable:
+    """Shared by functions and methods: plain calls, calls with gradients, and
+    calls that check the inputs were not modified."""
+
+    def __init__(self, student: Student, api_name: str, label: str, target: dict):
+        self._student, self._api_name, self._label, self._target = student, api_name, label, target
+
+    def __call__(self, *args, **kwargs):
+        return self._call(args, kwargs)["result"]
+
+    def _call(self, args, kwargs, **extra):
+        return self._student._request(
+            "call", self._api_name, f"calling {self._label}{_signature(args, kwargs)}",
+            call_args=list(args), call_kwargs=kwargs, **self._target, **extra)
+
+    def with_grad(self, args, kwargs=None, *, grad_outputs, wrt=(), param_grads=False):
+        """Run the call, back-propagate ``grad_outputs`` (one per output, None to
+        skip) and return ``(result, input_grads, param_grads)``."""
+        answer = self._call(tuple(args), kwargs or {}, grad_outputs=list(grad_outputs),
+                            wrt=list(wrt), param_grads=param_grads)
+        grads = answer.get("grads")
+        if type(grads) is not dict:
+            raise GradingFailure(f"{self._label} did not return gradients.")
+        return answer["result"], grads.get("inputs"), grads.get("params")
+
+    def pure(self, *args, **kwargs):
+        """Call, then fail if any tensor argument was modified in place."""
+        answer = self._call(args, kwargs, echo_args=True)
+        after_args, after_kwargs = answer["args_after"]
+        for where, before, after in ([(f"argument {i + 1}", b, a) for i, (b, a) in
+                                      enumerate(zip(args, after_args))] +
+                                     [(f"argument {k}", v, after_kwargs.get(k)) for k, v in
+                                      kwargs.items()]):
+            if isinstance(before, torch.Tensor) and not (
+                    isinstance(after, torch.Tensor) and after.shape == before.shape
+                    and torch.equal(after, before)):
+                raise GradingFailure(f"{self._label} modified its {where} in place; functions "
+                                     "must be pure (use out-of-place operations, or clone first).")
+        return answer["result"]
+
+
+class RemoteFunction(_Callable):
+    def __init__(self, student: Student, name: str):
+        super().__init__(student, name, name, {"name": name})
+
+
+class RemoteObject:
+    """A handle on an object built in the worker (an ``nn.Module`` here)."""
+
+    def __init__(self, student: Student, class_name: str, handle: int, parameters: dict):
+        self._student, self._class, self._handle = student, class_name, handle
+        self.parameter_shapes = {name: tuple(info[0]) for name, info in parameters.items()}
+
+    def method(self, name: str) -> _Callable:
+        return _Callable(self._student, self._class, f"{self._class}.{name}",
+                         {"name": name, "handle": self._handle})
+
+    def __call__(self, *args, **kwargs):
+        return self.method("forward")(*args, **kwargs)
+
+    def with_grad(self, args, kwargs=None, **options):
+        return self.method("forward").with_grad(args, kwargs, **options)
+
+    def load_weights(self, state: dict[str, torch.Tensor]) -> None:
+        self._student._request("load", self._class, f"loading weights into {self._class}",
+                               handle=self._handle, state=state)
+
+    def to(self, dtype: torch.dtype) -> "RemoteObject":
+        self._student._request("convert", self._class, f"converting {self._class} to {dtype}",
+                               handle=self._handle, dtype=str(dtype).replace("torch.", ""))
+        return self

@@ -1,0 +1,212 @@
+"""The untrusted side: a worker process that runs one submission's code.
+
+It is forked from the zygote (or spawned on platforms without a safe fork),
+locks itself down (:mod:`.isolation`), imports the student's module from source
+text it was handed, and then answers requests from the grader: call a function,
+build an object, load weights, run forward and backward. Answers carry only
+plain data (see :mod:`.wire`). Nothing here is trusted: student code can patch
+any of it, which is why the grader re-checks every answer and compares it with
+its own reference.
+"""
+
+from __future__ import annotations
+
+import io
+import linecache
+import os
+import sys
+import time
+import traceback
+import types
+from typing import Any
+
+import torch
+
+from . import isolation, tripwire, wire
+
+OUTPUT_LIMIT = 8000  # characters of student output kept per answer
+
+
+class _BoundedText(io.TextIOBase):
+    """Collects what student code prints, up to a limit, for the feedback."""
+
+    def __init__(self, limit: int = OUTPUT_LIMIT):
+        self.parts: list[str] = []
+        self.size, self.limit, self.dropped = 0, limit, False
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        room = self.limit - self.size
+        if room > 0:
+            self.parts.append(text[:room])
+            self.size += min(len(text), room)
+        if len(text) > room:
+            self.dropped = True
+        return len(text)
+
+    def take(self) -> str:
+        text = "".join(self.parts) + ("\n[... output truncated]" if self.dropped else "")
+        self.parts, self.size, self.dropped = [], 0, False
+        return text
+
+
+class Worker:
+    def __init__(self, fd: int, request: dict):
+        self.fd = fd
+        self.request = request
+        self.module: types.ModuleType | None = None
+        self.handles: dict[int, Any] = {}
+        self.output = _BoundedText()
+
+    # -- start-up -------------------------------------------------------
+    def start(self) -> None:
+        torch.set_num_threads(1)  # forked children deadlock in OpenMP otherwise
+        filename = self.request["filename"]
+        layers = isolation.apply(isolation.Limits(**self.request["limits"]), keep_fds=(self.fd,))
+        tripwire.install(self.request.get("forbidden", ()), filename)
+        sys.stdout = sys.stderr = self.output
+        started = time.perf_counter()
+        try:
+            self.module = self._import(self.request["module"], filename, self.request["source"])
+            self._answer({"ok": True, "layers": layers, "seconds": time.perf_counter() - started})
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt too: they are the student's
+            self._answer({"ok": False, "error": self._describe(exc), "layers": layers})
+            return
+        self.serve()
+
+    @staticmethod
+    def _import(name: str, filename: str, source: str) -> types.ModuleType:
+        module = types.ModuleType(name)
+        module.__file__ = filename
+        # Tracebacks show the student's lines although no file can be opened here.
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        sys.modules[name] = module
+        exec(compile(source, filename, "exec"), module.__dict__)
+        return module
+
+    # -- the request loop ----------------------------------------------
+    def serve(self) -> None:
+        while True:
+            try:
+                request = wire.recv(self.fd)
+            except wire.Closed:
+                return
+            try:
+                value = getattr(self, "op_" + request["op"])(**request.get("args", {}))
+                self._answer({"ok": True, "value": value})
+            except BaseException as exc:
+                self._answer({"ok": False, "error": self._describe(exc)})
+
+    def _answer(self, message: dict) -> None:
+        message["output"] = self.output.take()
+        message["forbidden"] = tripwire.take_used()
+        try:
+            wire.send(self.fd, message)
+        except Exception as exc:  # e.g. the student returned something torch cannot save
+            fallback = {"ok": False, "output": message["output"], "forbidden": message["forbidden"],
+                        "error": {"type": type(exc).__name__,
+                                  "message": f"the result could not be sent to the grader: {exc}",
+                                  "traceback": ""}}
+            wire.send(self.fd, fallback)
+
+    def _describe(self, exc: BaseException) -> dict:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__)
+                  if f.filename == self.request["filename"]]
+        lines = traceback.format_list(frames) + traceback.format_exception_only(type(exc), exc)
+        return {"type": type(exc).__name__, "message": str(exc)[:2000],
+                "traceback": "".join(lines)[-4000:]}
+
+    def _target(self, name: str, handle: int | None):
+        owner = self.module if handle is None else self.handles[handle]
+        if not hasattr(owner, name):
+            what = "your module" if handle is None else f"your {type(owner).__name__}"
+            raise AttributeError(f"{what} has no attribute {name!r}")
+        return getattr(owner, name)
+
+    # -- operations (names after "op_" are what the grader asks for) ---
+    def op_call(self, name, call_args=(), call_kwargs=None, handle=None,
+                grad_outputs=None, wrt=(), param_grads=False, echo_args=False):
+        """Call a function (or a method of a built object). With ``grad_outputs``,
+        also back-propagate them and return the gradients of the arguments named
+        in ``wrt`` (positions or keyword names) and, if asked, of the parameters."""
+        call_args, call_kwargs = list(call_args), dict(call_kwargs or {})
+        leaves = []
+        for key in wrt:
+            container = call_args if isinstance(key, int) else call_kwargs
+            container[key] = container[key].detach().clone().requires_grad_(True)
+            leaves.append(container[key])
+        result = self._target(name, handle)(*call_args, **call_kwargs)
+        answer = {"result": _detached(result)}
+        if grad_outputs is not None:
+            answer["grads"] = self._backward(result, grad_outputs, leaves, handle, param_grads)
+        if echo_args:  # lets the grader check that inputs were not modified in place
+            answer["args_after"] = _detached((call_args, call_kwargs))
+        return answer
+
+    def _backward(self, result, grad_outputs, leaves, handle, param_grads):
+        outputs = [result] if isinstance(result, torch.Tensor) else list(result)
+        pairs = [(o, g) for o, g in zip(outputs, grad_outputs) if g is not None]
+        named = list(self.handles[handle].named_parameters()) if param_grads else []
+        inputs = leaves + [p for _, p in named]
+        grads = torch.autograd.grad([o for o, _ in pairs], inputs, [g for _, g in pairs],
+                                    allow_unused=True)
+        grads = [torch.zeros_like(x) if g is None else g for x, g in zip(inputs, grads)]
+        return {"inputs": _detached(grads[:len(leaves)]),
+                "params": {n: _detached(g) for (n, _), g in zip(named, grads[len(leaves):])}}
+
+    def op_new(self, name, call_args=(), call_kwargs=None):
+        obj = self._target(name, None)(*call_args, **(call_kwargs or {}))
+        handle = len(self.handles) + 1
+        self.handles[handle] = obj
+        return {"handle": handle, "parameters": self.op_parameters(handle)}
+
+    def op_parameters(self, handle):
+        obj = self.handles[handle]
+        if not isinstance(obj, torch.nn.Module):
+            return {}
+        return {n: [list(p.shape), str(p.dtype)] for n, p in obj.named_parameters()}
+
+    def op_load(self, handle, state):
+        """Copy weights in by sub-module and name (``q_proj.weight``), so extra
+        buffers or parameters of the student's own never get in the way."""
+        obj = self.handles[handle]
+        with torch.no_grad():
+            for key, value in state.items():
+                owner_name, _, attr = key.rpartition(".")
+                owner = obj.get_submodule(owner_name) if owner_name else obj
+                target = getattr(owner, attr, None)
+                if not isinstance(target, torch.Tensor):
+                    raise AttributeError(f"your module has no tensor {key!r}")
+                if target.shape != value.shape:
+                    raise ValueError(f"{key} has shape {tuple(target.shape)}, "
+                                     f"expected {tuple(value.shape)}")
+                target.copy_(value)
+        return None
+
+    def op_convert(self, handle, dtype):
+        self.handles[handle].to(getattr(torch, dtype))
+        return None
+
+
+def _detached(value):
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    if isinstance(value, list):
+        return [_detached(v) for v in value]
+    if isinstance(value, tuple):  # namedtuples travel as plain tuples
+        return tuple(_detached(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _detached(v) for k, v in value.items()}
+    return value
+
+
+def run(fd: int, request: dict) -> None:
+    """Entry point in a fresh worker; never returns."""
+    code = 0
+    try:
+        Worker(fd, request).start()
+    except BaseException:
+        code = 1
+    os._exit(code)

@@ -1,0 +1,187 @@
+"""A pre-warmed fork server for workers: pay ``import torch`` once.
+
+The zygote is forked from the grader *before the grader loads anything secret*
+(reference, hidden tests, expected values): a forked child can read all of its
+parent's memory, so the zygote holds only torch, numpy and the worker runtime.
+For every test the grader asks it for a fresh worker; the zygote forks, hands the
+child one end of a socket pair the grader created, and reports the child's pid
+and, later, its exit status.
+
+Where fork after ``import torch`` is unsafe (macOS) or unavailable,
+:class:`SpawnLauncher` starts each worker as a fresh interpreter instead: slower
+(it imports torch every time) but with the same interface.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+from . import wire
+
+# What student code may import. After the worker drops privileges and loads its
+# seccomp filter it cannot open files, so modules must already be loaded.
+PRELOADED_MODULES = (
+    "math", "cmath", "itertools", "functools", "operator", "typing", "collections",
+    "collections.abc", "dataclasses", "numbers", "copy", "warnings", "enum", "abc",
+    "random", "statistics", "string", "re", "time", "contextlib", "numpy",
+    "torch", "torch.nn", "torch.nn.functional", "torch.nn.init", "torch.linalg",
+    "torch.special", "torch.autograd", "torch.utils.flop_counter",
+    "torch.fx.experimental.symbolic_shapes",  # imported lazily by torch.autograd.grad
+    "pyseccomp",  # loads libseccomp, which the worker cannot open later
+)
+
+
+def _warm_up() -> None:
+    """Import everything workers need and run each kind of op once, so lazy
+    initialisation (cpuinfo, op registration, lazy imports) happens here and not
+    in a worker that can no longer open files."""
+    import importlib
+
+    import torch
+
+    torch.set_num_threads(1)
+    for name in PRELOADED_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    from . import worker  # noqa: F401  (the runtime itself)
+
+    x = torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True)
+    lin = torch.nn.Linear(4, 4)
+    y = torch.einsum("bld,bsd->bls", x, x).softmax(-1) @ x
+    y = lin(y.float()).masked_fill(torch.ones(3, 3, dtype=torch.bool).tril()[:, :1], 0.0)
+    loss = torch.bmm(y, y.transpose(1, 2)).sum() + torch.tanh(y).logsumexp(-1).sum()
+    torch.autograd.grad(loss, [x, lin.weight], retain_graph=True, allow_unused=True)
+    loss.backward()
+    torch.nn.functional.scaled_dot_product_attention(y, y, y)
+    wire.decode(wire.encode({"t": y.detach(), "l": [1, 2.0, "s", None, (True,)]}))
+
+
+def _serve(control: socket.socket) -> None:
+    """The zygote's loop: one request at a time from its single grader."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the grader's to handle
+    _warm_up()
+    children: set[int] = set()
+    while True:
+        try:
+            request = wire.recv(control.fileno())
+            op = request.get("op")
+            if op == "spawn":  # the worker's end of its socket pair follows the request
+                _, fds, _, _ = socket.recv_fds(control, 16, 1)
+        except (OSError, wire.WireError):
+            break
+        if op == "spawn":
+            child_end = fds[0]
+            pid = os.fork()
+            if pid == 0:
+                control.close()
+                from .worker import run
+
+                run(child_end, request["request"])
+            os.close(child_end)
+            children.add(pid)
+            wire.send(control.fileno(), {"pid": pid})
+        elif op == "reap":
+            pid = request["pid"]
+            _, status = os.waitpid(pid, 0) if pid in children else (pid, 0)
+            children.discard(pid)
+            wire.send(control.fileno(), {"status": status})
+        else:
+            break
+    for pid in children:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except OSError:
+            pass
+    os._exit(0)
+
+
+class Zygote:
+    """The grader's handle on its zygote."""
+
+    def __init__(self) -> None:
+        grader_end, zygote_end = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:
+            grader_end.close()
+            try:
+                if sys.platform.startswith("linux"):
+                    import ctypes
+
+                    ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # die with the grader
+                _serve(zygote_end)
+            except BaseException:
+                import traceback
+                traceback.print_exc()
+            finally:
+                os._exit(1)
+        zygote_end.close()
+        self.pid, self.control = pid, grader_end
+
+    def spawn(self, request: dict) -> tuple[int, int]:
+        """Start a worker for ``request``; returns (pid, grader's socket fd)."""
+        mine, theirs = socket.socketpair()
+        try:
+            wire.send(self.control.fileno(), {"op": "spawn", "request": request})
+            socket.send_fds(self.control, [b"spawn"], [theirs.fileno()])
+            pid = wire.recv(self.control.fileno())["pid"]
+        finally:
+            theirs.close()
+        return pid, mine.detach()
+
+    def reap(self, pid: int) -> int:
+        wire.send(self.control.fileno(), {"op": "reap", "pid": pid})
+        return wire.recv(self.control.fileno())["status"]
+
+    def close(self) -> None:
+        try:
+            wire.send(self.control.fileno(), {"op": "quit"})
+        except OSError:
+            pass
+        self.control.close()
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+
+
+class SpawnLauncher:
+    """Workers as fresh interpreters, for platforms where fork is unsafe."""
+
+    def __init__(self) -> None:
+        self.processes: dict[int, subprocess.Popen] = {}
+
+    def spawn(self, request: dict) -> tuple[int, int]:
+        mine, theirs = socket.socketpair()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "autograder.sandbox.spawned", str(theirs.fileno())],
+            pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        theirs.close()
+        wire.send(mine.fileno(), request)
+        self.processes[proc.pid] = proc
+        return proc.pid, mine.detach()
+
+    def reap(self, pid: int) -> int:
+        code = self.processes.pop(pid).wait()
+        # Same encoding as os.waitpid's status, so callers decode one format.
+        return (-code) & 0x7F if code < 0 else (code & 0xFF) << 8
+
+    def close(self) -> None:
+        for proc in self.processes.values():
+            proc.kill()
+            proc.wait()
+        self.processes.clear()
+
+
+def start_launcher(method: str | None = None):
+    """The best launcher for this platform: a zygote on Linux, spawn elsewhere."""
+    method = method or os.environ.get("AUTOGRADER_WORKER_START") or (
+        "fork" if sys.platform.startswith("linux") else "spawn")
+    return Zygote() if method == "fork" else SpawnLauncher()
