@@ -100,7 +100,7 @@ class Student:
 
     def close(self) -> None:
         if self._session is not None:
-            self._session.close()
+            self._session.close(want_status=False)
             self._session = None
 
 

@@ -60,10 +60,7 @@ class WorkerSession:
         if not answer["ok"]:
             raise StudentCodeError(_describe_error(answer["error"], doing),
                                    output=answer.get("output", ""))
-        try:
-            return wire.plain(answer.get("value"), "your result")
-        except wire.NotPlainData as exc:
-            raise StudentCodeError(f"While {doing}: {exc}.", kind="not-plain") from None
+        return answer.get("value")
 
     def _exchange(self, message, timeout: float, doing: str) -> dict:
         if not self.alive:
@@ -86,6 +83,8 @@ class WorkerSession:
         except (wire.Closed, BrokenPipeError, ConnectionResetError):
             status = self.close()
             raise StudentCodeError(f"While {doing}: {_describe_exit(status)}", kind="crash") from None
+        except wire.NotPlainData as exc:  # the worker stays usable: the message was whole
+            raise StudentCodeError(f"While {doing}: {exc}.", kind="not-plain") from None
         except wire.WireError as exc:
             self.close()
             raise StudentCodeError(f"While {doing}: {exc}.", kind="garbled") from None
@@ -97,17 +96,22 @@ class WorkerSession:
             self.record.forbidden.update(str(n) for n in answer["forbidden"])
         return answer
 
-    def close(self) -> int | None:
-        """Stop the worker; returns its wait status (None if already closed)."""
+    def close(self, want_status: bool = True) -> int | None:
+        """Stop the worker; returns its wait status (None if already closed or
+        not wanted: the end of a test needs no status and does not wait)."""
         if not self.alive:
             return None
         self.alive = False
+        if want_status:  # it may be dying on its own: the launcher waits a moment, then kills
+            self.sock.close()
+            return self.launcher.reap(self.pid)
         try:
             os.kill(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         self.sock.close()
-        return self.launcher.reap(self.pid)
+        self.launcher.forget(self.pid)
+        return None
 
 
 def _describe_error(error, doing: str) -> str:

@@ -1,18 +1,17 @@
 """Messages between the trusted grader and an untrusted worker.
 
-A message is a length-prefixed frame holding a ``torch.save`` payload of plain
-data: dicts, lists, tuples, strings, numbers, booleans, None and tensors. It is
-decoded with ``torch.load(weights_only=True)``, which never runs pickled code.
-
-``weights_only`` still lets through a few things a cheating or careless
-submission could return (``nn.Parameter``, sparse or meta tensors, a tensor
-carrying Python attributes), so :func:`plain` re-checks every value on the
-grader's side and rebuilds tensors as fresh, ordinary CPU tensors.
+A message is a length-prefixed frame: a JSON description of plain data (dicts,
+lists, tuples, strings, numbers, booleans, None) in which each tensor is a
+reference to a raw little block of bytes that follows. Decoding runs no pickle
+and no code: JSON is parsed, and every tensor is rebuilt by the grader as a
+fresh, ordinary, contiguous CPU tensor from its dtype, shape and bytes. A tensor
+subclass, a sparse or meta tensor, or any other object is refused with a message
+naming it, so it becomes a wrong answer, never a pass.
 """
 
 from __future__ import annotations
 
-import io
+import json
 import os
 import socket
 import struct
@@ -23,6 +22,11 @@ import torch
 
 MAX_FRAME = 512 * 1024 * 1024  # a worker cannot make the grader buffer more than this
 _HEADER = struct.Struct("!Q")
+_LENGTHS = struct.Struct("!QQ")
+
+DTYPES = {str(d).replace("torch.", ""): d for d in (
+    torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.complex64,
+    torch.complex128, torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)}
 
 
 class WireError(Exception):
@@ -33,17 +37,106 @@ class Closed(WireError):
     """The other side went away (it exited, crashed or was killed)."""
 
 
+class NotPlainData(Exception):
+    """A value that is not plain data: a tensor subclass, an exotic layout, ..."""
+
+
+def _describe_tensor_problem(t: torch.Tensor, where: str) -> str | None:
+    if type(t) is not torch.Tensor:
+        return f"{where} is a {type(t).__name__}, not a plain torch.Tensor"
+    if t.__dict__:
+        return (f"{where} is a tensor carrying extra Python attributes "
+                f"({', '.join(sorted(t.__dict__))}); return a plain tensor")
+    if t.layout is not torch.strided:
+        return f"{where} has layout {t.layout}; return a dense (strided) tensor"
+    if t.device.type != "cpu":
+        return f"{where} is on device {t.device}; return a CPU tensor"
+    if str(t.dtype).replace("torch.", "") not in DTYPES:
+        return f"{where} has dtype {t.dtype}, which the grader does not accept"
+    return None
+
+
 def encode(obj: Any) -> bytes:
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    return buf.getvalue()
+    blobs: list[bytes] = []
+
+    def walk(value, where):
+        if value is None or type(value) in (bool, int, str):
+            return value
+        if type(value) is float:
+            return {"f": repr(value)}  # keeps nan and inf exact
+        if isinstance(value, torch.Tensor):
+            problem = _describe_tensor_problem(value, where)
+            if problem:
+                return {"refused": problem}
+            data = value.detach().contiguous()
+            blobs.append(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+            return {"t": len(blobs) - 1, "dtype": str(data.dtype).replace("torch.", ""),
+                    "shape": list(data.shape)}
+        if type(value) in (list, tuple):
+            items = [walk(v, f"{where}[{i}]") for i, v in enumerate(value)]
+            return items if type(value) is list else {"tuple": items}
+        if type(value) is dict:
+            return {"dict": [[k if type(k) in (str, int) else repr(k), walk(v, f"{where}[{k!r}]")]
+                             for k, v in value.items()]}
+        return {"refused": f"{where} is a {type(value).__name__}, which the grader does not accept"}
+
+    text = json.dumps(walk(obj, "your result")).encode()
+    return _LENGTHS.pack(len(text), sum(len(b) for b in blobs)) + text + b"".join(blobs)
 
 
 def decode(data: bytes) -> Any:
+    """Rebuild a message; raises WireError if malformed, NotPlainData if refused."""
     try:
-        return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
-    except Exception as exc:  # refused classes, corrupt bytes, ...
-        raise WireError(f"could not decode the worker's answer safely: {exc}") from None
+        text_len, blob_len = _LENGTHS.unpack_from(data)
+        text = data[_LENGTHS.size:_LENGTHS.size + text_len]
+        blob = memoryview(data)[_LENGTHS.size + text_len:]
+        if len(text) != text_len or len(blob) != blob_len:
+            raise ValueError("lengths do not match")
+        tree = json.loads(text)
+    except (struct.error, ValueError, RecursionError) as exc:
+        raise WireError(f"the worker's answer is malformed ({exc})") from None
+    cursor = {"offset": 0, "index": 0}  # blobs follow in the order tensors are met
+
+    def tensor(node):
+        dtype = DTYPES.get(node.get("dtype"))
+        shape = node.get("shape")
+        if dtype is None or type(shape) is not list or not all(type(s) is int and s >= 0
+                                                                 for s in shape):
+            raise WireError("the worker's answer holds a malformed tensor")
+        count = 1
+        for s in shape:
+            count *= s
+        size = count * torch.empty((), dtype=dtype).element_size()
+        start = cursor["offset"]
+        chunk = blob[start:start + size]
+        if len(chunk) != size or node.get("t") != cursor["index"]:
+            raise WireError("the worker's answer holds a truncated tensor")
+        cursor["offset"], cursor["index"] = start + size, cursor["index"] + 1
+        if count == 0:
+            return torch.empty(shape, dtype=dtype)
+        return torch.frombuffer(bytearray(chunk), dtype=torch.uint8).view(dtype).reshape(shape)
+
+    def walk(node):
+        if node is None or type(node) in (bool, int, str, list):
+            return [walk(n) for n in node] if type(node) is list else node
+        if type(node) is not dict:
+            raise WireError("the worker's answer is malformed")
+        if "t" in node:
+            return tensor(node)
+        if "f" in node:
+            return float(node["f"])
+        if "tuple" in node:
+            return tuple(walk(n) for n in node["tuple"])
+        if "dict" in node:
+            return {k: walk(v) for k, v in node["dict"]}
+        if "refused" in node:
+            raise NotPlainData(str(node["refused"]))
+        raise WireError("the worker's answer is malformed")
+
+    try:
+        return walk(tree)
+    except (TypeError, ValueError, RuntimeError, RecursionError) as exc:
+        raise WireError(f"the worker's answer is malformed ({exc})") from None
 
 
 def frame(obj: Any) -> bytes:
@@ -102,42 +195,3 @@ def _read_exact(fd: int, n: int) -> bytes:
         chunks.append(chunk)
         remaining -= len(chunk)
     return b"".join(chunks)
-
-
-class NotPlainData(Exception):
-    """A value that is not plain data: a tensor subclass, an exotic layout, ..."""
-
-
-def plain(obj: Any, where: str = "result") -> Any:
-    """Return a copy of ``obj`` made only of built-in containers and plain tensors.
-
-    Raises :class:`NotPlainData` naming the offending part: a submission that
-    returns a tensor subclass or a tensor with attributes gets a wrong answer
-    with this message, never a pass.
-    """
-    if obj is None or type(obj) in (bool, int, float, str):
-        return obj
-    if type(obj) is torch.Tensor:
-        if obj.__dict__:
-            raise NotPlainData(f"{where} is a tensor carrying extra Python attributes "
-                               f"({', '.join(sorted(obj.__dict__))}); return a plain tensor")
-        if obj.layout is not torch.strided:
-            raise NotPlainData(f"{where} has layout {obj.layout}; return a dense (strided) tensor")
-        if obj.device.type != "cpu":
-            raise NotPlainData(f"{where} is on device {obj.device}; return a CPU tensor")
-        fresh = torch.empty(obj.shape, dtype=obj.dtype)
-        fresh.copy_(obj)
-        return fresh
-    if isinstance(obj, torch.Tensor):
-        raise NotPlainData(f"{where} is a {type(obj).__name__}, not a plain torch.Tensor")
-    if type(obj) in (list, tuple):
-        items = [plain(item, f"{where}[{i}]") for i, item in enumerate(obj)]
-        return items if type(obj) is list else tuple(items)
-    if type(obj) is dict:
-        out = {}
-        for key, value in obj.items():
-            if type(key) not in (str, int):
-                raise NotPlainData(f"{where} has a key of type {type(key).__name__}")
-            out[key] = plain(value, f"{where}[{key!r}]")
-        return out
-    raise NotPlainData(f"{where} is a {type(obj).__name__}, which the grader does not accept")

@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 from . import wire
 
@@ -63,10 +64,28 @@ def _warm_up() -> None:
 
 
 def _serve(control: socket.socket) -> None:
-    """The zygote's loop: one request at a time from its single grader."""
+    """The zygote's loop: one request at a time from its single grader.
+
+    Workers are reaped without blocking (the grader kills a worker at the end of
+    each test and rarely needs its exit status), and statuses are kept for the
+    times it does ask: a worker that died on its own is described to the student.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the grader's to handle
     _warm_up()
+    statuses: dict[int, int] = {}
     children: set[int] = set()
+    forgotten: set[int] = set()
+
+    def reap_finished() -> None:
+        for pid in list(children):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                children.discard(pid)
+                if pid in forgotten:
+                    forgotten.discard(pid)
+                else:
+                    statuses[pid] = status
+
     while True:
         try:
             request = wire.recv(control.fileno())
@@ -86,13 +105,26 @@ def _serve(control: socket.socket) -> None:
             os.close(child_end)
             children.add(pid)
             wire.send(control.fileno(), {"pid": pid})
-        elif op == "reap":
+        elif op == "reap":  # give it a moment to finish dying on its own, then kill it
             pid = request["pid"]
-            _, status = os.waitpid(pid, 0) if pid in children else (pid, 0)
-            children.discard(pid)
-            wire.send(control.fileno(), {"status": status})
+            if pid in children:
+                deadline = time.monotonic() + 1.0
+                done, status = os.waitpid(pid, os.WNOHANG)
+                while not done and time.monotonic() < deadline:
+                    time.sleep(0.002)
+                    done, status = os.waitpid(pid, os.WNOHANG)
+                if not done:
+                    os.kill(pid, signal.SIGKILL)
+                    _, status = os.waitpid(pid, 0)
+                statuses[pid] = status
+                children.discard(pid)
+            wire.send(control.fileno(), {"status": statuses.pop(pid, 0)})
+        elif op == "forget":  # killed by the grader: nobody needs its status
+            forgotten.add(request["pid"])
+            statuses.pop(request["pid"], None)
         else:
             break
+        reap_finished()
     for pid in children:
         try:
             os.kill(pid, signal.SIGKILL)
@@ -136,8 +168,13 @@ class Zygote:
         return pid, mine.detach()
 
     def reap(self, pid: int) -> int:
+        """Wait for a worker to end and return its wait status."""
         wire.send(self.control.fileno(), {"op": "reap", "pid": pid})
         return wire.recv(self.control.fileno())["status"]
+
+    def forget(self, pid: int) -> None:
+        """A worker the grader killed: reap it in the background."""
+        wire.send(self.control.fileno(), {"op": "forget", "pid": pid})
 
     def close(self) -> None:
         try:
@@ -168,8 +205,16 @@ class SpawnLauncher:
         self.processes[proc.pid] = proc
         return proc.pid, mine.detach()
 
+    def forget(self, pid: int) -> None:
+        self.reap(pid)
+
     def reap(self, pid: int) -> int:
-        code = self.processes.pop(pid).wait()
+        proc = self.processes.pop(pid)
+        try:
+            code = proc.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
         # Same encoding as os.waitpid's status, so callers decode one format.
         return (-code) & 0x7F if code < 0 else (code & 0xFF) << 8
 
