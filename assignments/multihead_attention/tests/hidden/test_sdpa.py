@@ -148,6 +148,12 @@ def test_sdpa_stable_for_large_scores(student, case):
 
 @given(case=attention_cases(max_batch_dims=1))
 def test_sdpa_is_pure(student, case):
-    """The function does not modify q, k, v or the mask in place."""
+    """The function does not modify q, k, v or the mask in place (and still
+    returns the right answer)."""
     q, k, v = case.tensors()
-    student.scaled_dot_product_attention.pure(q, k, v, attn_mask=case.mask())
+    mask = case.mask()
+    out, weights = unpack(student.scaled_dot_product_attention.pure(q, k, v, attn_mask=mask), 2,
+                          "scaled_dot_product_attention", "out, weights")
+    expected_out, expected_weights = sdpa(q, k, v, attn_mask=mask)
+    assert_close(weights, expected_weights, what="weights", case=case)
+    assert_close(out, expected_out, what="out", case=case)

@@ -1,0 +1,70 @@
+"""Shared fixtures of the framework's own tests: small temporary courses and a
+helper that grades a batch once and hands back every submission's result."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples" / "submissions" / "multihead_attention"
+
+
+def make_course(tmp: Path, **limits) -> Path:
+    """A copy of the course with tighter limits, so tests of runaway submissions
+    (loops, sleeps) stay fast. Tests, reference and points are unchanged."""
+    course = tmp / "course"
+    shutil.copytree(ROOT / "assignments", course / "assignments")
+    shutil.copytree(ROOT / "reference", course / "reference")
+    shutil.copytree(ROOT / "student_templates", course / "student_templates")
+    config_path = course / "assignments" / "multihead_attention" / "assignment.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    config["limits"].update(limits)
+    config_path.write_text(yaml.safe_dump(config))
+    return course
+
+
+def grade_batch(tmp: Path, paths, course: Path | None = None, jobs: int = 1):
+    """Grade ``paths`` in one batch; returns (outcome, {id: result})."""
+    from autograder.grade import grade
+
+    if course is not None:
+        mp = pytest.MonkeyPatch()
+        mp.setenv("AUTOGRADER_COURSE", str(course))
+    try:
+        outcome = grade("multihead_attention", [str(p) for p in paths], tmp / "out", jobs=jobs)
+    finally:
+        if course is not None:
+            mp.undo()
+    return outcome, {r.submission: r for r in outcome.results}
+
+
+@pytest.fixture(scope="session")
+def example_batch(tmp_path_factory):
+    """The reference, the untouched template and every bundled example, graded
+    together (plus a syntax error, a missing function, a zip and a notebook)."""
+    tmp = tmp_path_factory.mktemp("examples")
+    subs = tmp / "subs"
+    subs.mkdir()
+    shutil.copy(ROOT / "reference" / "multihead_attention.py", subs / "reference.py")
+    shutil.copy(ROOT / "student_templates" / "multihead_attention.py", subs / "template.py")
+    (subs / "syntax_error.py").write_text("def causal_mask(q_len, k_len=None)\n    return 1\n")
+    reference = (ROOT / "reference" / "multihead_attention.py").read_text()
+    (subs / "no_merge_heads.py").write_text(
+        reference.replace("def merge_heads(x):", "def _merge_heads_renamed(x):")
+        .replace("out_proj(merge_heads(out))", "out_proj(_merge_heads_renamed(out))"))
+    import json
+    import zipfile
+    with zipfile.ZipFile(subs / "zipped.zip", "w") as archive:
+        archive.writestr("student-repo/multihead_attention.py", reference)
+    notebook = {"cells": [
+        {"cell_type": "markdown", "source": "# My attention"},
+        {"cell_type": "code", "source": reference},
+        {"cell_type": "code", "source": "%matplotlib inline\nimport matplotlib\nplot_everything()\n"},
+    ], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (subs / "notebook.ipynb").write_text(json.dumps(notebook))
+    paths = sorted(subs.iterdir()) + sorted(EXAMPLES.iterdir())
+    return grade_batch(tmp, paths)
