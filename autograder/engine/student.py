@@ -44,7 +44,7 @@ class Student:
         if name.startswith("_"):
             raise AttributeError(name)
         if name in self._assignment.classes:
-            return lambda *args, **kwargs: self._new(name, args, kwargs)
+            return RemoteClass(self, name)
         return RemoteFunction(self, name)
 
     # -- plumbing shared by functions and objects ----------------------
@@ -92,11 +92,6 @@ class Student:
         session.record.forbidden.clear()
         self.output.extend(session.record.output)
         session.record.output.clear()
-
-    def _new(self, name: str, args, kwargs) -> "RemoteObject":
-        value = self._request("new", name, f"creating {name}{_signature(args, kwargs)}",
-                              name=name, call_args=list(args), call_kwargs=kwargs)
-        return RemoteObject(self, name, value["handle"], value["parameters"])
 
     def close(self) -> None:
         if self._session is not None:
@@ -157,6 +152,30 @@ class _Callable:
 class RemoteFunction(_Callable):
     def __init__(self, student: Student, name: str):
         super().__init__(student, name, name, {"name": name})
+
+
+class RemoteClass:
+    """``student.MultiHeadAttention``: build objects in the worker."""
+
+    def __init__(self, student: Student, name: str):
+        self._student, self._name = student, name
+
+    def __call__(self, *args, **kwargs) -> "RemoteObject":
+        return self.build(args, kwargs)
+
+    def build(self, args=(), kwargs=None, *, dtype: torch.dtype | None = None,
+              weights: dict[str, torch.Tensor] | None = None) -> "RemoteObject":
+        """Construct, convert to ``dtype`` and load ``weights`` in one round trip."""
+        kwargs = kwargs or {}
+        options = {}
+        if dtype is not None:
+            options["dtype"] = str(dtype).replace("torch.", "")
+        if weights is not None:
+            options["state"] = weights
+        value = self._student._request(
+            "new", self._name, f"creating {self._name}{_signature(args, kwargs)}",
+            name=self._name, call_args=list(args), call_kwargs=kwargs, **options)
+        return RemoteObject(self._student, self._name, value["handle"], value["parameters"])
 
 
 class RemoteObject:

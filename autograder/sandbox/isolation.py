@@ -58,22 +58,31 @@ def _vm_size_bytes() -> int:
     return 0
 
 
-def apply(limits: Limits, keep_fds: tuple[int, ...]) -> list[str]:
-    """Lock down the current (freshly forked) process. Returns the active layers."""
+def prepare() -> list[str]:
+    """The layers that do not depend on the request: done ahead of time in a
+    pre-forked spare worker, so a test does not wait for them."""
     active = ["separate process"]
     os.setsid()
     active.append("own session")
+    libc = _libc() if sys.platform.startswith("linux") else None
+    if libc is not None and libc.prctl(_PR_SET_PDEATHSIG, 9, 0, 0, 0) == 0:
+        active.append("dies with its parent")
+    if libc is not None and os.geteuid() == 0 and libc.unshare(_CLONE_NEWNET) == 0:
+        active.append("no network (own network namespace)")
+    if libc is not None:
+        global _prepared_filter
+        _prepared_filter = _build_seccomp()
+    return active
+
+
+def lock_down(limits: Limits, keep_fds: tuple[int, ...]) -> list[str]:
+    """The rest, once the request is known. Returns the layers it applied."""
+    active = []
     linux = sys.platform.startswith("linux")
     root = hasattr(os, "geteuid") and os.geteuid() == 0
     libc = _libc() if linux else None
-    if libc is not None and libc.prctl(_PR_SET_PDEATHSIG, 9, 0, 0, 0) == 0:
-        active.append("dies with its parent")
-
     _close_fds(keep_fds)
     active.append("inherited files closed")
-
-    if root and libc is not None and libc.unshare(_CLONE_NEWNET) == 0:
-        active.append("no network (own network namespace)")
 
     vm = _vm_size_bytes()
     rlimits = [
@@ -130,11 +139,16 @@ def _close_fds(keep: tuple[int, ...]) -> None:
     os.closerange(lowest, 65536)
 
 
-def _load_seccomp() -> bool:
+_prepared_filter = None
+
+
+def _build_seccomp():
+    """The filter object, built once per worker during :func:`prepare` (building
+    it costs more than loading it)."""
     try:
         import pyseccomp as seccomp
     except Exception:  # not installed, or libseccomp missing
-        return False
+        return None
     try:
         rules = seccomp.SyscallFilter(seccomp.ALLOW)
         for name in DENIED_SYSCALLS:
@@ -147,6 +161,16 @@ def _load_seccomp() -> bool:
         # clone without CLONE_THREAD is a fork.
         rules.add_rule(seccomp.ERRNO(errno.EPERM), "clone",
                        seccomp.Arg(0, seccomp.MASKED_EQ, _CLONE_THREAD, 0))
+        return rules
+    except Exception:
+        return None
+
+
+def _load_seccomp() -> bool:
+    rules = _prepared_filter or _build_seccomp()
+    if rules is None:
+        return False
+    try:
         rules.load()
         return True
     except Exception:

@@ -53,8 +53,9 @@ class _BoundedText(io.TextIOBase):
 
 
 class Worker:
-    def __init__(self, fd: int, request: dict):
+    def __init__(self, fd: int, request: dict, layers: list[str]):
         self.fd = fd
+        self.prepared_layers = layers
         self.request = request
         self.module: types.ModuleType | None = None
         self.handles: dict[int, Any] = {}
@@ -64,7 +65,8 @@ class Worker:
     def start(self) -> None:
         torch.set_num_threads(1)  # forked children deadlock in OpenMP otherwise
         filename = self.request["filename"]
-        layers = isolation.apply(isolation.Limits(**self.request["limits"]), keep_fds=(self.fd,))
+        layers = self.prepared_layers + isolation.lock_down(
+            isolation.Limits(**self.request["limits"]), keep_fds=(self.fd,))
         tripwire.install(self.request.get("forbidden", ()), filename)
         sys.stdout = sys.stderr = self.output
         started = time.perf_counter()
@@ -156,10 +158,16 @@ class Worker:
         return {"inputs": _detached(grads[:len(leaves)]),
                 "params": {n: _detached(g) for (n, _), g in zip(named, grads[len(leaves):])}}
 
-    def op_new(self, name, call_args=(), call_kwargs=None):
+    def op_new(self, name, call_args=(), call_kwargs=None, dtype=None, state=None):
+        """Build an object; optionally convert it to ``dtype`` and load ``state``
+        (one round trip instead of three)."""
         obj = self._target(name, None)(*call_args, **(call_kwargs or {}))
         handle = len(self.handles) + 1
         self.handles[handle] = obj
+        if dtype is not None:
+            self.op_convert(handle, dtype)
+        if state is not None:
+            self.op_load(handle, state)
         return {"handle": handle, "parameters": self.op_parameters(handle)}
 
     def op_parameters(self, handle):
@@ -202,11 +210,13 @@ def _detached(value):
     return value
 
 
-def run(fd: int, request: dict) -> None:
-    """Entry point in a fresh worker; never returns."""
+def run(fd: int, request: dict, prepared_layers: list[str] | None = None) -> None:
+    """Entry point in a fresh worker; never returns. ``prepared_layers``: what
+    :func:`isolation.prepare` already did (a pre-forked spare), else it is done here."""
     code = 0
     try:
-        Worker(fd, request).start()
+        layers = isolation.prepare() if prepared_layers is None else prepared_layers
+        Worker(fd, request, layers).start()
     except BaseException:
         code = 1
     os._exit(code)

@@ -14,11 +14,8 @@ KEY_MASK_HINT = ("key_mask is True for real keys (the opposite of nn.MultiheadAt
 
 
 def build(student, case):
-    module = student.MultiHeadAttention(case.d_model, case.n_heads, bias=case.bias)
-    if case.dtype != torch.float32:
-        module.to(case.dtype)
-    module.load_weights(case.weights())
-    return module
+    return student.MultiHeadAttention.build((case.d_model, case.n_heads), {"bias": case.bias},
+                                            dtype=case.dtype, weights=case.weights())
 
 
 def run(module, *args, **kwargs):

@@ -42,8 +42,7 @@ def test_split_then_merge_is_identity(student):
 def test_mha_self_attention_matches_torch(student):
     """MultiHeadAttention equals torch.nn.MultiheadAttention with the same weights."""
     case = MHACase(B=2, L=4, S=4, d_model=8, n_heads=2, dtype=torch.float32, seed=3)
-    module = student.MultiHeadAttention(case.d_model, case.n_heads)
-    module.load_weights(case.weights())
+    module = student.MultiHeadAttention.build((case.d_model, case.n_heads), weights=case.weights())
     x, _ = case.inputs()
     out, weights = unpack(module(x), 2, "MultiHeadAttention.forward", "out, weights")
     expected_out, expected_weights = torch_mha_forward(case, x)
