@@ -49,10 +49,15 @@ def example_batch(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("examples")
     subs = tmp / "subs"
     subs.mkdir()
+    reference = (ROOT / "reference" / "multihead_attention.py").read_text()
     shutil.copy(ROOT / "reference" / "multihead_attention.py", subs / "reference.py")
     shutil.copy(ROOT / "student_templates" / "multihead_attention.py", subs / "template.py")
+    # Forbidden call hidden from the static scan: the worker's tripwire sees it.
+    (subs / "obfuscated_sdpa.py").write_text(reference.replace(
+        "    return weights @ v, weights\n",
+        "    fused = getattr(torch.nn.functional, 'scaled_dot_' + 'product_attention')\n"
+        "    return fused(q, k, v, attn_mask=allowed), weights\n"))
     (subs / "syntax_error.py").write_text("def causal_mask(q_len, k_len=None)\n    return 1\n")
-    reference = (ROOT / "reference" / "multihead_attention.py").read_text()
     (subs / "no_merge_heads.py").write_text(
         reference.replace("def merge_heads(x):", "def _merge_heads_renamed(x):")
         .replace("out_proj(merge_heads(out))", "out_proj(_merge_heads_renamed(out))"))

@@ -49,6 +49,14 @@ def test_wrong_submissions_lose_the_right_points(example_batch, sid, must_fail, 
     assert message in feedback
 
 
+def test_forbidden_call_found_at_run_time(example_batch):
+    result = example_batch[1]["obfuscated_sdpa"]
+    assert "test_sdpa_matches_torch_without_mask" in failed(result)
+    assert "test_causal_mask_matches_tril" not in failed(result)
+    feedback = "\n".join(t.feedback for t in result.tests if not t.passed)
+    assert "used torch.nn.functional.scaled_dot_product_attention" in feedback
+
+
 def test_nan_mistake_keeps_points_where_no_row_is_masked(example_batch):
     result = example_batch[1]["nan_on_masked_rows"]
     assert "test_sdpa_matches_torch_without_mask" not in failed(result)

@@ -1,0 +1,82 @@
+"""The worker sandbox on its own: layers, limits, and the spawn fallback."""
+
+import os
+
+import pytest
+import torch
+
+from autograder.sandbox.session import StudentCodeError, WorkerSession
+from autograder.sandbox.zygote import SpawnLauncher, Zygote
+
+SOURCE = """
+import os, torch
+def double(x):
+    print("doubling")
+    return x * 2
+def inplace(x):
+    x.add_(1)
+    return x
+def spin():
+    while True:
+        pass
+def leave():
+    os._exit(3)
+"""
+REQUEST = {"module": "m", "filename": "m.py", "source": SOURCE,
+           "limits": {"cpu_seconds": 5}, "forbidden": []}
+
+
+@pytest.fixture(scope="module")
+def zygote():
+    z = Zygote()
+    yield z
+    z.close()
+
+
+def test_call_returns_plain_data_and_captures_output(zygote):
+    session = WorkerSession(zygote, REQUEST, call_timeout=5, import_timeout=5)
+    try:
+        value = session.request("call", name="double", call_args=[torch.ones(3)])
+        assert torch.equal(value["result"], torch.full((3,), 2.0))
+        assert session.record.output == ["doubling\n"]
+    finally:
+        session.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root")
+def test_all_layers_are_active_as_root(zygote):
+    session = WorkerSession(zygote, REQUEST, call_timeout=5, import_timeout=5)
+    session.close()
+    text = " ".join(session.layers)
+    for layer in ("network namespace", "nobody", "no new privileges", "seccomp", "rlimits"):
+        assert layer in text
+
+
+def test_echo_shows_in_place_changes(zygote):
+    session = WorkerSession(zygote, REQUEST, call_timeout=5, import_timeout=5)
+    try:
+        value = session.request("call", name="inplace", call_args=[torch.zeros(2)], echo_args=True)
+        assert torch.equal(value["args_after"][0][0], torch.ones(2))
+    finally:
+        session.close()
+
+
+def test_timeout_and_exit_are_described(zygote):
+    session = WorkerSession(zygote, REQUEST, call_timeout=0.5, import_timeout=5)
+    with pytest.raises(StudentCodeError, match="did not finish within 0.5 s"):
+        session.request("call", name="spin", doing="spinning")
+    session = WorkerSession(zygote, REQUEST, call_timeout=5, import_timeout=5)
+    with pytest.raises(StudentCodeError, match="exit code 3"):
+        session.request("call", name="leave", doing="leaving")
+
+
+def test_spawn_launcher_for_platforms_without_fork():
+    """macOS path: a fresh interpreter per worker, same protocol."""
+    launcher = SpawnLauncher()
+    try:
+        session = WorkerSession(launcher, REQUEST, call_timeout=60, import_timeout=120)
+        value = session.request("call", name="double", call_args=[torch.ones(2)])
+        assert torch.equal(value["result"], torch.full((2,), 2.0))
+        session.close()
+    finally:
+        launcher.close()
