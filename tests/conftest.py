@@ -27,7 +27,8 @@ def make_course(tmp: Path, **limits) -> Path:
     return course
 
 
-def grade_batch(tmp: Path, paths, course: Path | None = None, jobs: int = 1):
+def grade_batch(tmp: Path, paths, course: Path | None = None, jobs: int = 1,
+                assignment: str = "multihead_attention"):
     """Grade ``paths`` in one batch; returns (outcome, {id: result})."""
     from autograder.grade import grade
 
@@ -35,7 +36,7 @@ def grade_batch(tmp: Path, paths, course: Path | None = None, jobs: int = 1):
         mp = pytest.MonkeyPatch()
         mp.setenv("AUTOGRADER_COURSE", str(course))
     try:
-        outcome = grade("multihead_attention", [str(p) for p in paths], tmp / "out", jobs=jobs)
+        outcome = grade(assignment, [str(p) for p in paths], tmp / "out", jobs=jobs)
     finally:
         if course is not None:
             mp.undo()

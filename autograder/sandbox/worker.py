@@ -135,10 +135,14 @@ class Worker:
         in ``wrt`` (positions or keyword names) and, if asked, of the parameters."""
         call_args, call_kwargs = list(call_args), dict(call_kwargs or {})
         leaves = []
-        for key in wrt:
-            container = call_args if isinstance(key, int) else call_kwargs
-            container[key] = container[key].detach().clone().requires_grad_(True)
-            leaves.append(container[key])
+        for key in wrt:  # a position, a keyword, or a path into a dict argument
+            path = list(key) if isinstance(key, (list, tuple)) else [key]
+            container = call_args if isinstance(path[0], int) else call_kwargs
+            for step in path[:-1]:
+                container[step] = dict(container[step])  # never change the caller's dict
+                container = container[step]
+            container[path[-1]] = container[path[-1]].detach().clone().requires_grad_(True)
+            leaves.append(container[path[-1]])
         result = self._target(name, handle)(*call_args, **call_kwargs)
         answer = {"result": _detached(result)}
         if grad_outputs is not None:

@@ -4,11 +4,11 @@ shared hypothesis strategies, and memoised oracles."""
 from .compare import (GradingFailure, assert_all_close, assert_close, assert_tensor, fail,
                       unpack)
 from .memo import memoize
-from .strategies import (AttentionCase, MHACase, attention_cases, float_dtypes, generator,
-                         mha_cases, random_mask, random_tensor, seeds)
+from .strategies import (AttentionCase, MHACase, ScoringCase, attention_cases, float_dtypes,
+                         generator, mha_cases, random_mask, random_tensor, scoring_cases, seeds)
 
 __all__ = [
     "GradingFailure", "assert_all_close", "assert_close", "assert_tensor", "fail", "unpack",
     "memoize", "AttentionCase", "MHACase", "attention_cases", "float_dtypes", "generator",
-    "mha_cases", "random_mask", "random_tensor", "seeds",
+    "mha_cases", "random_mask", "random_tensor", "seeds", "ScoringCase", "scoring_cases",
 ]

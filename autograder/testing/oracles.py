@@ -124,3 +124,29 @@ def torch_mha_forward(case, query, key=None, value=None, attn_mask=None, key_mas
         return mha(query, key, value, attn_mask=_as_float_mask(attn_mask, case.dtype),
                    key_padding_mask=_as_float_mask(key_mask, case.dtype),
                    need_weights=True, average_attn_weights=False)
+
+
+# -- attention_scoring (section 3.2) ---------------------------------------
+
+def softmax(scores, mask=None, temperature=1.0):
+    """torch.softmax over the last axis with masked positions excluded; rows with
+    no real position give zeros (torch gives NaN there)."""
+    scaled = scores / temperature
+    if mask is not None:
+        scaled = scaled.masked_fill(~mask, float("-inf"))
+    return torch.softmax(scaled, dim=-1).nan_to_num(0.0)
+
+
+def bahdanau_scores(query, keys, W_q, W_k, v):
+    return torch.tanh(F.linear(query, W_q).unsqueeze(1) + F.linear(keys, W_k)) @ v
+
+
+def decoder_step(y_prev, s_prev, enc_outputs, params, enc_mask=None):
+    """(s_new, context, weights) of one Bahdanau decoder step, by torch ops."""
+    weights = softmax(bahdanau_scores(s_prev, enc_outputs, params["W_q"], params["W_k"],
+                                      params["v"]), enc_mask)
+    context = torch.bmm(weights.unsqueeze(1), enc_outputs).squeeze(1)
+    cell = torch.nn.functional.linear(torch.cat([y_prev, context], -1), params["W_ih"],
+                                      params["b_ih"])
+    s_new = torch.tanh(cell + F.linear(s_prev, params["W_hh"], params["b_hh"]))
+    return s_new, context, weights
