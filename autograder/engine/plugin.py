@@ -233,6 +233,14 @@ def _failure_text(exc: BaseException) -> str:
             f"{str(exc)[:500]} while inspecting it (is it the right type and shape?).")
 
 
+def _forget_test_modules(folder: Path) -> None:
+    folder = str(folder.resolve())
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None) or ""
+        if path.startswith(folder) or name.startswith(("tests.public", "tests.hidden")):
+            del sys.modules[name]
+
+
 def run_pytest(assignment: Assignment, submissions: list[Submission], launcher,
                on_result: Callable[[SubmissionResult], None], include_hidden: bool = True,
                quiet: bool = True) -> GradingPlugin:
@@ -247,7 +255,13 @@ def run_pytest(assignment: Assignment, submissions: list[Submission], launcher,
     ]
     # Feedback is the plugin's job; pytest's own terminal report is for debugging.
     args += ["-p", "no:terminal"] if quiet else ["-v", "--no-header"]
-    code = pytest.main(args, plugins=[plugin])
+    _forget_test_modules(assignment.folder)
+    try:
+        code = pytest.main(args, plugins=[plugin])
+    finally:
+        # Another assignment (or another copy of this one) may be graded next in
+        # this process; its test modules have the same names (test_public, ...).
+        _forget_test_modules(assignment.folder)
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         plugin.errors.append(f"pytest stopped with exit code {int(code)}")
     return plugin

@@ -103,6 +103,11 @@ def _signature(args, kwargs) -> str:
     def show(v):
         if isinstance(v, torch.Tensor):
             return f"<tensor {tuple(v.shape)} {str(v.dtype).replace('torch.', '')}>"
+        if isinstance(v, (list, tuple)):
+            inner = ", ".join(show(x) for x in v)
+            return f"[{inner}]" if isinstance(v, list) else f"({inner})"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k!r}: {show(x)}" for k, x in v.items()) + "}"
         return repr(v)
     parts = [show(a) for a in args] + [f"{k}={show(v)}" for k, v in kwargs.items()]
     return "(" + ", ".join(parts) + ")"

@@ -69,7 +69,7 @@ def encode(obj: Any) -> bytes:
             if problem:
                 return {"refused": problem}
             data = value.detach().contiguous()
-            blobs.append(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+            blobs.append(data.reshape(-1).view(torch.uint8).numpy().tobytes() if data.numel() else b"")
             return {"t": len(blobs) - 1, "dtype": str(data.dtype).replace("torch.", ""),
                     "shape": list(data.shape)}
         if type(value) in (list, tuple):

@@ -19,7 +19,7 @@ MAX_ENTRIES = 4096
 def _key(value: Any):
     if isinstance(value, torch.Tensor):
         data = value.detach().contiguous()
-        digest = hashlib.blake2b(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"",
+        digest = hashlib.blake2b(data.reshape(-1).view(torch.uint8).numpy().tobytes() if data.numel() else b"",
                                  digest_size=16).digest()
         return ("T", str(value.dtype), tuple(value.shape), digest)
     if isinstance(value, (list, tuple)):
