@@ -26,10 +26,12 @@ def check(student, grads, max_norm, where, hint):
         assert_close(a, e, what=f"clipped[{i}]", case=where, hint=hint)
 
 
-@given(shapes=shapes, dtype=float_dtypes(), seed=seeds(), ratio=st.sampled_from([0.1, 0.5, 0.9]))
+@given(shapes=shapes, dtype=float_dtypes(), seed=seeds(),
+       ratio=st.sampled_from([0.1, 0.5, 0.9, 1.0]))
 def test_clip_grad_norm_matches_torch(student, shapes, dtype, seed, ratio):
-    """Above the threshold, every tensor is scaled by the same factor
-    max_norm / (total_norm + eps), computed from the global norm of all tensors."""
+    """Above (and exactly at) the threshold, every tensor is scaled by the same
+    factor max_norm / (total_norm + eps), computed from the global norm of all
+    tensors."""
     grads = make(shapes, dtype, seed)
     total = torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item()
     check(student, grads, ratio * total if total > 0 else 1.0,
