@@ -24,6 +24,10 @@ from .report.files import write_atomic
 from .sandbox.zygote import start_launcher
 
 RECORD = "grading.json"  # the full internal record of a graded submission (for --resume)
+# Submissions per pytest session: hypothesis and collection are paid once per
+# chunk; results are written when a chunk ends, so an interrupted batch loses
+# at most one chunk's work.
+CHUNK = 8
 
 
 class UsageError(Exception):
@@ -96,8 +100,12 @@ def _grade_share(assignment, subs, on_result, include_hidden, threads) -> list[s
         if threads:
             import torch
             torch.set_num_threads(threads)
-        plugin = run_pytest(assignment, subs, launcher, on_result, include_hidden)
-        return plugin.errors
+        errors = []
+        for start in range(0, len(subs), CHUNK):
+            plugin = run_pytest(assignment, subs[start:start + CHUNK], launcher, on_result,
+                                include_hidden)
+            errors += plugin.errors
+        return errors
     finally:
         launcher.close()
 

@@ -1,11 +1,10 @@
 """The pytest plugin that turns an assignment's tests into scores.
 
-One pytest session grades a whole batch: every test that uses the ``student``
-fixture is parametrised over the submissions, so tests are collected once and
-the reference's memoised answers are shared. Items are ordered submission by
-submission; when the last test of a submission finishes, its result is handed
-to ``on_result`` (to be written to disk at once, which is what makes a batch
-resumable).
+One pytest session grades a chunk of submissions: tests are collected once,
+hypothesis generates each test's examples once (see :mod:`.fanout`), the
+reference's memoised answers are shared, and every (test, submission) pair runs
+in its own fresh worker. At the end of the session each submission's result is
+handed to ``on_result``, which writes it to disk at once.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from ..submission import Submission
 from ..testing.compare import GradingFailure
 from . import forbidden
 from .scoring import SubmissionResult, TestOutcome
+from .fanout import FanOut
 from .student import Student, SubmissionState
 
 OUTPUT_SHOWN = 2000  # characters of a test's student output shown in its feedback
@@ -61,9 +61,8 @@ class GradingPlugin:
     def __init__(self, assignment: Assignment, submissions: list[Submission], launcher,
                  on_result: Callable[[SubmissionResult], None] = lambda r: None):
         self.assignment, self.launcher, self.on_result = assignment, launcher, on_result
-        self.order = {s.id: i for i, s in enumerate(submissions)}
-        self.states = {}
-        self.results = {}
+        self.states: dict[str, SubmissionState] = {}
+        self.results: dict[str, SubmissionResult] = {}
         for sub in submissions:
             state = SubmissionState(sub)
             state.import_error = check_syntax(sub, assignment.module)
@@ -71,38 +70,25 @@ class GradingPlugin:
                 state.static_forbidden = forbidden.scan(sub.source, assignment.forbidden)
             self.states[sub.id] = state
             self.results[sub.id] = SubmissionResult(sub.id, assignment.id, digest=sub.digest)
-        self.pending: dict[str, int] = {}
-        self.item_owner: dict[str, str] = {}  # nodeid -> submission id
-        self.cases: dict[tuple[str, str], int] = {}  # a parametrised test shares its points
-        self.started: dict[str, float] = {}
+        self.cases: dict[str, int] = {}  # a parametrised test shares its points
         self.errors: list[str] = []
+        self.started = time.monotonic()
         self._reference = None
 
     # -- configuration and collection ----------------------------------
     def pytest_configure(self, config):
         settings.load_profile(hypothesis_profile(self.assignment.max_examples))
 
-    def pytest_generate_tests(self, metafunc):
-        if "submission" in metafunc.fixturenames:
-            ids = list(self.order)
-            metafunc.parametrize("submission", ids, ids=ids)
-
     def pytest_collection_modifyitems(self, session, config, items):
         for item in items:
-            if not hasattr(item, "callspec") or "submission" not in item.callspec.params:
+            if "student" not in getattr(item, "fixturenames", ()):
                 self.errors.append(f"{item.nodeid} does not use the student fixture")
                 continue
-            self.points_key(item)  # fails loudly if the test has no points
-        items.sort(key=lambda item: self.order.get(self._sid(item), -1))
-        for item in items:
-            sid = self._sid(item)
-            self.pending[sid] = self.pending.get(sid, 0) + 1
-            self.item_owner[item.nodeid] = sid
-            # Hypothesis formats every failing example with item.repr_failure; pytest's
+            key = self.points_key(item)  # fails loudly if the test has no points
+            self.cases[key] = self.cases.get(key, 0) + 1
+            # Hypothesis formats failing examples with item.repr_failure; pytest's
             # version parses source for each traceback entry (seconds per failure).
             item.repr_failure = lambda excinfo, style=None: _failure_text(excinfo.value)
-            share = (sid, self.points_key(item))
-            self.cases[share] = self.cases.get(share, 0) + 1
 
     def pytest_collectreport(self, report):
         if report.failed:
@@ -115,16 +101,11 @@ class GradingPlugin:
         self.assignment.points_for(key)
         return key
 
-    @staticmethod
-    def _sid(item) -> str:
-        return item.callspec.params.get("submission") if hasattr(item, "callspec") else ""
-
     # -- fixtures ------------------------------------------------------
     @pytest.fixture
-    def student(self, submission):
-        view = Student(self.assignment, self.states[submission], self.launcher)
-        yield view
-        view.close()
+    def student(self):
+        """A slot: the fan-out fills it with each submission in turn."""
+        return _StudentSlot()
 
     @pytest.fixture(scope="session")
     def reference(self):
@@ -138,88 +119,98 @@ class GradingPlugin:
             self._reference = module
         return self._reference
 
-    # -- outcomes ------------------------------------------------------
+    # -- running a test for every submission ---------------------------
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pyfunc_call(self, pyfuncitem):
+        test = pyfuncitem.obj
+        kwargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+        fan = FanOut(self.assignment, self.states, self.launcher)
+        hypothesis_hook = getattr(test, "hypothesis", None)
+        try:
+            if hypothesis_hook is not None:
+                inner = hypothesis_hook.inner_test
+                hypothesis_hook.inner_test = fan.wrap(inner)
+                try:
+                    test(**kwargs)
+                finally:
+                    hypothesis_hook.inner_test = inner
+            else:
+                fan.wrap(test)(**kwargs)
+        finally:
+            fan.close()
+        self._record(pyfuncitem, fan)
+        return True
+
+    def _record(self, item, fan: FanOut) -> None:
+        key = self.points_key(item)
+        doc = " ".join((item.function.__doc__ or "").split())
+        for sid, state in self.states.items():
+            view = fan.views.get(sid)
+            failure = fan.failures.get(sid)
+            feedback = _failure_text(failure) if failure is not None else ""
+            passed = failure is None
+            banned = self._forbidden_used(state, view)
+            if banned:
+                passed = False
+                feedback = (f"This test used {', '.join(sorted(banned))}, which this assignment "
+                            "does not allow: implement it yourself (see the handout)."
+                            + (f"\n\n{feedback}" if feedback else ""))
+            if view is not None and view.output and not passed:
+                printed = "".join(view.output)
+                if len(printed) > OUTPUT_SHOWN:
+                    printed = printed[:OUTPUT_SHOWN] + "\n[... more output not shown]"
+                feedback += f"\n\nYour code printed:\n{printed}"
+            self.results[sid].tests.append(TestOutcome(
+                key=key, name=item.name, visibility=key.split("/", 1)[0],
+                max_score=self.assignment.points_for(key) / self.cases[key], passed=passed,
+                feedback=feedback.strip(), description=doc))
+
+    @staticmethod
+    def _forbidden_used(state: SubmissionState, view: Student | None) -> set[str]:
+        if view is None:
+            return set()
+        static = state.static_forbidden
+        used = set(view.forbidden) | static.get(forbidden.MODULE_LEVEL, set())
+        for name in view.called:
+            used |= static.get(name, set())
+        return used
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_makereport(self, item, call):
-        """Our own report, with the feedback as its text. pytest's default report
-        formats full tracebacks with source, which costs seconds per failure on
-        hypothesis tests; the student never sees it anyway."""
+        """A cheap report: pytest's default formats full tracebacks with source.
+        A test item only fails here when the grader itself failed (a fixture)."""
         if call.excinfo is None:
             outcome, longrepr = "passed", None
         elif call.excinfo.errisinstance(pytest.skip.Exception):
             outcome, longrepr = "skipped", (str(item.path), 0, str(call.excinfo.value))
         else:
             outcome, longrepr = "failed", _failure_text(call.excinfo.value)
-        report = pytest.TestReport(item.nodeid, item.location, keywords={}, outcome=outcome,
-                                   longrepr=longrepr, when=call.when, duration=call.duration,
-                                   start=call.start, stop=call.stop)
-        sid = self._sid(item)
-        if sid in self.results:
-            self.started.setdefault(sid, time.monotonic())
-            if call.when == "call" or (call.when == "setup" and report.failed):
-                self._record(item, report, call)
-        return report
-
-    def _record(self, item, report, call) -> None:
-        sid = self._sid(item)
-        key = self.points_key(item)
-        visibility = key.split("/", 1)[0]
-        view: Student | None = item.funcargs.get("student")
-        feedback = _failure_text(call.excinfo.value) if report.failed and call.excinfo else ""
-        passed = not report.failed
-        banned = self._forbidden_used(sid, view)
-        if banned:
-            passed = False
-            feedback = (f"This test used {', '.join(sorted(banned))}, which this assignment "
-                        "does not allow: implement it yourself (see the handout)."
-                        + (f"\n\n{feedback}" if feedback else ""))
-        if view is not None and view.output and not passed:
-            printed = "".join(view.output)
-            if len(printed) > OUTPUT_SHOWN:
-                printed = printed[:OUTPUT_SHOWN] + "\n[... more output not shown]"
-            feedback += f"\n\nYour code printed:\n{printed}"
-        doc = (item.function.__doc__ or "").strip()
-        self.results[sid].tests.append(TestOutcome(
-            key=key, name=item.name.split("[")[0] + _case_label(item), visibility=visibility,
-            max_score=self.assignment.points_for(key) / self.cases[(sid, key)], passed=passed,
-            feedback=feedback.strip(), description=" ".join(doc.split())))
-
-    def _forbidden_used(self, sid: str, view: Student | None) -> set[str]:
-        if view is None:
-            return set()
-        static = self.states[sid].static_forbidden
-        used = set(view.forbidden) | static.get(forbidden.MODULE_LEVEL, set())
-        for name in view.called:
-            used |= static.get(name, set())
-        return used
-
-    def pytest_runtest_logfinish(self, nodeid, location):
-        sid = self.item_owner.get(nodeid)
-        if sid is None:
-            return
-        self.pending[sid] -= 1
-        if self.pending[sid] == 0:
-            self._finish(sid)
-
-    def _finish(self, sid: str) -> None:
-        result, state = self.results[sid], self.states[sid]
-        result.execution_time = round(time.monotonic() - self.started.get(sid, time.monotonic()), 3)
-        result.sandbox_layers = state.layers
-        if state.import_error is not None:
-            result.messages.append(str(state.import_error))
-        result.tests.sort(key=lambda t: (t.visibility != "public", t.key))
-        self.on_result(result)
+            self.errors.append(f"{item.nodeid} ({call.when}): {longrepr}")
+        return pytest.TestReport(item.nodeid, item.location, keywords={}, outcome=outcome,
+                                 longrepr=longrepr, when=call.when, duration=call.duration,
+                                 start=call.start, stop=call.stop)
 
     def pytest_sessionfinish(self, session, exitstatus):
-        for sid, left in self.pending.items():
-            if left:  # interrupted: nothing is reported for a half-graded submission
-                self.errors.append(f"{sid}: grading stopped with {left} tests left")
+        if self.errors or session.shouldstop or session.shouldfail:
+            return  # an incomplete grade is never reported as a grade
+        elapsed = round((time.monotonic() - self.started) / max(1, len(self.states)), 3)
+        for sid, result in self.results.items():
+            state = self.states[sid]
+            result.execution_time = elapsed
+            result.sandbox_layers = state.layers
+            if state.import_error is not None:
+                result.messages.append(str(state.import_error))
+            result.tests.sort(key=lambda t: (t.visibility != "public", t.key, t.name))
+            self.on_result(result)
 
 
-def _case_label(item) -> str:
-    """The parameters of a parametrised test other than the submission, e.g. "[6-4]"."""
-    params = [str(v) for k, v in item.callspec.params.items() if k != "submission"]
-    return f"[{'-'.join(params)}]" if params else ""
+class _StudentSlot:
+    """Stands in for ``student`` until the fan-out fills it (AttributeError, so
+    that hypothesis's hasattr() probes of test arguments keep working)."""
+
+    def __getattr__(self, name):
+        raise AttributeError("the student fixture is filled in by the grading plugin; run "
+                             "assignment tests with autograder, not plain pytest")
 
 
 def _failure_text(exc: BaseException) -> str:
