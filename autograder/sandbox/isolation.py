@@ -43,8 +43,23 @@ class Limits:
     open_files: int = 64
 
 
+_LIBC = None
+
+
 def _libc():
-    return ctypes.CDLL(None, use_errno=True)
+    global _LIBC
+    if _LIBC is None:
+        _LIBC = ctypes.CDLL(None, use_errno=True)
+    return _LIBC
+
+
+def warm_up() -> None:
+    """Run in the zygote: what every worker would otherwise redo (and copy,
+    page by page, from the zygote's memory) is done once and inherited."""
+    global _prepared_filter
+    if sys.platform.startswith("linux"):
+        _libc()
+        _prepared_filter = _build_seccomp()
 
 
 def _vm_size_bytes() -> int:
@@ -69,9 +84,6 @@ def prepare() -> list[str]:
         active.append("dies with its parent")
     if libc is not None and os.geteuid() == 0 and libc.unshare(_CLONE_NEWNET) == 0:
         active.append("no network (own network namespace)")
-    if libc is not None:
-        global _prepared_filter
-        _prepared_filter = _build_seccomp()
     return active
 
 

@@ -50,7 +50,9 @@ def _warm_up() -> None:
             importlib.import_module(name)
         except ImportError:
             pass
-    from . import worker  # noqa: F401  (the runtime itself)
+    from . import isolation, worker  # noqa: F401  (the runtime itself)
+
+    isolation.warm_up()
 
     x = torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True)
     lin = torch.nn.Linear(4, 4)
