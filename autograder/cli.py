@@ -10,12 +10,21 @@ from rich.console import Console
 from rich.table import Table
 
 
+# Exit codes of every command (README, "Exit codes"); CI scripts rely on them.
+EXIT_OK = 0            # done (grade: every submission graded, whatever the scores)
+EXIT_FAILED = 1        # check: a public test failed; grade: a grader fault
+EXIT_GRADER_FAULT = 1
+EXIT_USAGE = 2         # bad arguments, unknown assignment, unreadable configuration
+EXIT_RULE_FAILED = 3   # grade --fail-on: graded, and the chosen rule says the job fails
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="autograder", description=
                                      "Autograder for the chapter 'From RNNs to attention'.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("list", help="the assignments with title, points and module file")
+    p = sub.add_parser("list", help="the assignments with title, points and module file")
+    p.add_argument("--ids", action="store_true", help="only the ids, one per line (for scripts)")
 
     p = sub.add_parser("check", help="run the public tests on your file")
     p.add_argument("assignment")
@@ -30,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume", action="store_true",
                    help="keep finished results of unchanged submissions")
     p.add_argument("--verbose", action="store_true", help="say which sandbox layers are active")
+    p.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML of the tests")
+    p.add_argument("--public-only", action="store_true",
+                   help="run the public tests only (e.g. where hidden tests are not available)")
+    p.add_argument("--fail-on", choices=["never", "public", "any"], default="never",
+                   help="exit 3 after grading when a public test (or any test) failed; "
+                        "default never: scores are not errors")
 
     p = sub.add_parser("templates", help="regenerate student_templates/ from reference/")
     p.add_argument("--check", action="store_true", help="only report templates that drifted")
@@ -41,11 +56,14 @@ def main(argv: list[str] | None = None) -> int:
         return _COMMANDS[args.command](args, console)
     except AssignmentError as exc:
         console.print(f"[red]error:[/] {exc}")
-        return 2
+        return EXIT_USAGE
 
 
 def _list(args, console: Console) -> int:
     from . import assignment as assignments
+    if args.ids:
+        print("\n".join(assignments.available()))
+        return EXIT_OK
     table = Table("id", "title", "points", "module")
     for assignment_id in assignments.available():
         a = assignments.load(assignment_id)
@@ -63,10 +81,10 @@ def _grade(args, console: Console) -> int:
     from .grade import UsageError, grade
     try:
         outcome = grade(args.assignment, args.submissions, args.out, jobs=args.jobs,
-                        resume=args.resume)
+                        resume=args.resume, include_hidden=not args.public_only)
     except UsageError as exc:
         console.print(f"[red]error:[/] {exc}")
-        return 2
+        return EXIT_USAGE
     table = Table("submission", "score", "failed tests", title=f"{args.assignment}")
     for r in sorted(outcome.results, key=lambda r: r.submission):
         failed = [t.name for t in r.tests if not t.passed]
@@ -80,9 +98,22 @@ def _grade(args, console: Console) -> int:
         console.print(f"{outcome.reused} unchanged submission(s) kept from the previous run.")
     console.print(f"Reports: {args.out.resolve()}/<submission>/feedback.html, "
                   f"gradebook: {(args.out / 'grades.csv').resolve()}")
+    if args.junit:
+        from .report import junit
+        from .report.files import write_atomic
+        write_atomic(args.junit, junit.render(outcome.results, args.assignment))
     for error in outcome.errors:
         console.print(f"[red]grader error:[/] {error}")
-    return 1 if outcome.errors else 0
+    if outcome.errors:
+        return EXIT_GRADER_FAULT
+    return EXIT_RULE_FAILED if _rule_failed(outcome.results, args.fail_on) else EXIT_OK
+
+
+def _rule_failed(results, rule: str) -> bool:
+    if rule == "never":
+        return False
+    return any(not t.passed and (rule == "any" or t.visibility == "public")
+               for r in results for t in r.tests)
 
 
 def _templates(args, console: Console) -> int:
