@@ -46,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="exit 3 after grading when a public test (or any test) failed; "
                         "default never: scores are not errors")
 
+    p = sub.add_parser("build", help="write the release zips (student.zip, gradescope.zip)")
+    p.add_argument("assignments", nargs="*", metavar="ASSIGNMENT")
+    p.add_argument("--all", action="store_true", help="every assignment")
+    p.add_argument("--out", required=True, type=Path)
+
     p = sub.add_parser("templates", help="regenerate student_templates/ from reference/")
     p.add_argument("--check", action="store_true", help="only report templates that drifted")
 
@@ -116,6 +121,19 @@ def _rule_failed(results, rule: str) -> bool:
                for r in results for t in r.tests)
 
 
+def _build(args, console: Console) -> int:
+    from . import assignment as assignments
+    from .release import kits
+    ids = assignments.available() if args.all else args.assignments
+    if not ids:
+        console.print("[red]error:[/] name assignments or use --all")
+        return EXIT_USAGE
+    for assignment_id in ids:
+        for path in kits.write(assignments.load(assignment_id), args.out):
+            console.print(f"wrote {path}")
+    return EXIT_OK
+
+
 def _templates(args, console: Console) -> int:
     from .templates import write_all
     changed = write_all(check=args.check)
@@ -126,7 +144,8 @@ def _templates(args, console: Console) -> int:
     return 1 if (args.check and changed) else 0
 
 
-_COMMANDS = {"list": _list, "check": _check, "grade": _grade, "templates": _templates}
+_COMMANDS = {"list": _list, "check": _check, "grade": _grade, "build": _build,
+             "templates": _templates}
 
 if __name__ == "__main__":
     sys.exit(main())
