@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("assignments", nargs="*", metavar="ASSIGNMENT")
     p.add_argument("--all", action="store_true", help="every assignment")
     p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--format", choices=["zips", "otter"], default="zips",
+                   help="otter: also write otter.zip, an otter-grader package of the "
+                        "notebook and the public tests")
 
     p = sub.add_parser("templates", help="regenerate student_templates/ from reference/")
     p.add_argument("--check", action="store_true", help="only report templates that drifted")
@@ -129,7 +132,8 @@ def _build(args, console: Console) -> int:
         console.print("[red]error:[/] name assignments or use --all")
         return EXIT_USAGE
     for assignment_id in ids:
-        for path in kits.write(assignments.load(assignment_id), args.out):
+        for path in kits.write(assignments.load(assignment_id), args.out,
+                               otter=args.format == "otter"):
             console.print(f"wrote {path}")
     return EXIT_OK
 

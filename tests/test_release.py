@@ -21,14 +21,14 @@ IDS = assignments.available()
 def release(tmp_path_factory):
     out = tmp_path_factory.mktemp("release")
     for assignment_id in IDS:
-        kits.write(assignments.load(assignment_id), out)
+        kits.write(assignments.load(assignment_id), out, otter=True)
     return out
 
 
 def test_builds_are_byte_identical(release, tmp_path):
     for assignment_id in IDS:
-        kits.write(assignments.load(assignment_id), tmp_path)
-        for name in ("student.zip", "gradescope.zip"):
+        kits.write(assignments.load(assignment_id), tmp_path, otter=True)
+        for name in ("student.zip", "gradescope.zip", "otter.zip"):
             assert (release / assignment_id / name).read_bytes() == \
                 (tmp_path / assignment_id / name).read_bytes(), f"{assignment_id}/{name}"
 
@@ -40,8 +40,9 @@ def test_cli_builds_all(tmp_path):
     assert sorted(p.parent.name for p in tmp_path.glob("*/gradescope.zip")) == IDS
 
 
+@pytest.mark.parametrize("zip_name", ["student.zip", "otter.zip"])
 @pytest.mark.parametrize("assignment_id", IDS)
-def test_student_zip_leaks_nothing(release, assignment_id):
+def test_student_zip_leaks_nothing(release, assignment_id, zip_name):
     """No line of the reference's solution regions (beyond what the template
     itself shows, e.g. a docstring stating the formula), no hidden test file, no
     name of a hidden-only test, no absolute path. The vendored framework is
@@ -54,7 +55,7 @@ def test_student_zip_leaks_nothing(release, assignment_id):
     public_names = {name.split("::")[1] for name in a.points if name.startswith("public/")}
     hidden_names = {name.split("::")[1] for name in a.points
                     if name.startswith("hidden/")} - public_names
-    with zipfile.ZipFile(release / assignment_id / "student.zip") as archive:
+    with zipfile.ZipFile(release / assignment_id / zip_name) as archive:
         for info in archive.infolist():
             assert not info.filename.startswith("/") and "hidden" not in info.filename
             text = archive.read(info).decode("utf-8", "replace")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..assignment import Assignment
-from ..sandbox.session import StudentCodeError, WorkerSession
+from ..sandbox.session import StudentCodeError
 from ..submission import Submission
 from ..testing.compare import GradingFailure
 
@@ -78,8 +78,8 @@ class Student:
                 "forbidden": [f.as_rule() for f in self._assignment.forbidden],
             }
             try:
-                self._session = WorkerSession(self._launcher, request, limits.call_seconds,
-                                              limits.import_seconds)
+                self._session = self._launcher.open_session(request, limits.call_seconds,
+                                                            limits.import_seconds)
             except StudentCodeError as exc:
                 # Remembered: the module will not import in the next test either.
                 self._state.import_error = exc

@@ -130,10 +130,16 @@ def gradescope_files(assignment: Assignment) -> dict[str, bytes | str]:
     return files
 
 
-def write(assignment: Assignment, out: Path) -> list[Path]:
+def write(assignment: Assignment, out: Path, otter: bool = False) -> list[Path]:
+    """The release zips; with ``otter``, also ``otter.zip`` (see :mod:`.otter`)."""
     folder = out / assignment.id
     student, gradescope = folder / "student.zip", folder / "gradescope.zip"
     archive.write_zip(student, student_files(assignment))
     archive.write_zip(gradescope, gradescope_files(assignment),
                       executable={"setup.sh", "run_autograder"})
-    return [student, gradescope]
+    written = [student, gradescope]
+    if otter:
+        from .otter import otter_files
+        written.append(folder / "otter.zip")
+        archive.write_zip(written[-1], otter_files(assignment))
+    return written

@@ -184,7 +184,15 @@ def _fork_spare(control: socket.socket) -> tuple[int, socket.socket]:
     return pid, zygote_end
 
 
-class Zygote:
+class _Launcher:
+    def open_session(self, request: dict, call_timeout: float, import_timeout: float):
+        """A worker for ``request``, ready to answer (see :class:`.session.WorkerSession`)."""
+        from .session import WorkerSession
+
+        return WorkerSession(self, request, call_timeout, import_timeout)
+
+
+class Zygote(_Launcher):
     """The grader's handle on its zygote."""
 
     def __init__(self) -> None:
@@ -238,7 +246,7 @@ class Zygote:
             pass
 
 
-class SpawnLauncher:
+class SpawnLauncher(_Launcher):
     """Workers as fresh interpreters, for platforms where fork is unsafe."""
 
     def __init__(self) -> None:
