@@ -62,7 +62,8 @@ class FanOut:
                     continue  # its first failure is its feedback
                 view = self.views.get(sid)
                 if view is None:
-                    view = self.views[sid] = Student(self.assignment, state, self.launcher)
+                    view = self.views[sid] = Student(self.assignment, state,
+                                                     state.launcher or self.launcher)
                 call_kwargs = dict(kwargs, student=view)
                 call_kwargs.update({name: s.cursor() for name, s in shared.items()})
                 try:

@@ -10,6 +10,7 @@ handed to ``on_result``, which writes it to disk at once.
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 import time
 from pathlib import Path
@@ -22,7 +23,8 @@ from ..assignment import Assignment
 from ..sandbox.session import ImportFailed, StudentCodeError
 from ..submission import Submission
 from ..testing.compare import GradingFailure
-from . import forbidden
+from . import forbidden, mistakes
+from .inprocess import InProcessLauncher
 from .scoring import SubmissionResult, TestOutcome
 from .fanout import FanOut
 from .student import Student, SubmissionState
@@ -71,6 +73,8 @@ class GradingPlugin:
             self.states[sub.id] = state
             self.results[sub.id] = SubmissionResult(sub.id, assignment.id, digest=sub.digest)
         self.cases: dict[str, int] = {}  # a parametrised test shares its points
+        self.mistakes = mistakes.load(assignment)
+        self.variants = self._variant_states()
         self.errors: list[str] = []
         self.started = time.monotonic()
         self._reference = None
@@ -119,12 +123,30 @@ class GradingPlugin:
             self._reference = module
         return self._reference
 
+    def _variant_states(self) -> dict[str, SubmissionState]:
+        """The cataloged mistakes as in-process submissions (trusted code)."""
+        if not self.mistakes:
+            return {}
+        reference = self.assignment.reference.read_text()
+        states = {}
+        for mistake in self.mistakes:
+            module = mistake.module(reference, self.assignment.module_name)
+            state = SubmissionState(Submission(MISTAKE + mistake.id, self.assignment.reference, ""))
+            state.launcher = InProcessLauncher(module)
+            states[MISTAKE + mistake.id] = state
+        return states
+
     # -- running a test for every submission ---------------------------
     @pytest.hookimpl(tryfirst=True)
     def pytest_pyfunc_call(self, pyfuncitem):
         test = pyfuncitem.obj
         kwargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
-        fan = FanOut(self.assignment, self.states, self.launcher)
+        # The mistakes meet the same examples as the submissions: they run in the
+        # same fan-out (once per test and process; their outcome never changes).
+        cache_key = (str(self.assignment.folder), pyfuncitem.nodeid)
+        run_variants = self.variants and cache_key not in _VARIANT_FAILURES
+        states = {**self.states, **self.variants} if run_variants else self.states
+        fan = FanOut(self.assignment, states, self.launcher)
         hypothesis_hook = getattr(test, "hypothesis", None)
         try:
             if hypothesis_hook is not None:
@@ -138,10 +160,19 @@ class GradingPlugin:
                 fan.wrap(test)(**kwargs)
         finally:
             fan.close()
-        self._record(pyfuncitem, fan)
+        if run_variants:
+            _VARIANT_FAILURES[cache_key] = {
+                sid[len(MISTAKE):]: _comparable(_failure_text(exc))
+                for sid, exc in fan.failures.items() if sid.startswith(MISTAKE)}
+        self._record(pyfuncitem, fan, _VARIANT_FAILURES.get(cache_key, {}))
         return True
 
-    def _record(self, item, fan: FanOut) -> None:
+    def _explain(self, failure_text: str, variant_failures: dict[str, str]) -> list:
+        """The cataloged mistakes that fail this test exactly as the submission did."""
+        seen = _comparable(failure_text)
+        return [m for m in self.mistakes if variant_failures.get(m.id) == seen]
+
+    def _record(self, item, fan: FanOut, variant_failures: dict[str, str]) -> None:
         key = self.points_key(item)
         doc = " ".join((item.function.__doc__ or "").split())
         for sid, state in self.states.items():
@@ -149,6 +180,10 @@ class GradingPlugin:
             failure = fan.failures.get(sid)
             feedback = _failure_text(failure) if failure is not None else ""
             passed = failure is None
+            explained = self._explain(feedback, variant_failures) if failure is not None else []
+            if explained:
+                hints = "\n".join(f"Likely mistake: {m.hint}" for m in explained)
+                feedback = f"{hints}\n\n{feedback}"
             banned = self._forbidden_used(state, view)
             if banned:
                 passed = False
@@ -163,7 +198,9 @@ class GradingPlugin:
             self.results[sid].tests.append(TestOutcome(
                 key=key, name=item.name, visibility=key.split("/", 1)[0],
                 max_score=self.assignment.points_for(key) / self.cases[key], passed=passed,
-                feedback=feedback.strip(), description=doc))
+                feedback=feedback.strip(), description=doc,
+                mistakes=[m.id for m in explained],
+                evidence=getattr(failure, "evidence", None)))
 
     @staticmethod
     def _forbidden_used(state: SubmissionState, view: Student | None) -> set[str]:
@@ -202,6 +239,18 @@ class GradingPlugin:
                 result.messages.append(str(state.import_error))
             result.tests.sort(key=lambda t: (t.visibility != "public", t.key, t.name))
             self.on_result(result)
+
+
+MISTAKE = "mistake:"
+# (assignment folder, test node id) -> {mistake id: its failure, comparable}
+_VARIANT_FAILURES: dict[tuple[str, str], dict[str, str]] = {}
+
+
+def _comparable(text: str) -> str:
+    """A failure text with its numbers rounded: a variant run in the grader and
+    the same code run in a worker may differ in the last float bits."""
+    return re.sub(r"-?\d+\.\d+(?:e[-+]?\d+)?",
+                  lambda m: f"{float(m.group()):.3g}", text)
 
 
 class _StudentSlot:

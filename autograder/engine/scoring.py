@@ -19,6 +19,8 @@ class TestOutcome:
     passed: bool
     feedback: str = ""    # why it failed, hint first; empty when passed
     description: str = ""  # the property the test checks (its docstring)
+    mistakes: list[str] = field(default_factory=list)  # cataloged mistakes that explain it
+    evidence: dict | None = None  # expected vs actual values to plot (small slices)
 
     @property
     def score(self) -> float:

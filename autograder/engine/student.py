@@ -27,6 +27,7 @@ class SubmissionState:
     import_error: StudentCodeError | None = None
     seconds: float = 0.0
     layers: list[str] = field(default_factory=list)
+    launcher: object = None   # None: the batch's sandbox; else e.g. an in-process launcher
 
 
 class Student:
