@@ -54,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="otter: also write otter.zip, an otter-grader package of the "
                         "notebook and the public tests")
 
+    p = sub.add_parser("validate", help="prove that an assignment's tests are sound")
+    p.add_argument("assignments", nargs="*", metavar="ASSIGNMENT")
+    p.add_argument("--all", action="store_true", help="every assignment")
+    p.add_argument("--jobs", type=int, default=2)
+
     p = sub.add_parser("templates", help="regenerate student_templates/ from reference/")
     p.add_argument("--check", action="store_true", help="only report templates that drifted")
 
@@ -138,6 +143,27 @@ def _build(args, console: Console) -> int:
     return EXIT_OK
 
 
+def _validate(args, console: Console) -> int:
+    from . import assignment as assignments
+    from .validate import validate
+    ids = assignments.available() if args.all else args.assignments
+    if not ids:
+        console.print("[red]error:[/] name assignments or use --all")
+        return EXIT_USAGE
+    failures = 0
+    for assignment_id in ids:
+        problems = validate(assignment_id, jobs=args.jobs)
+        if problems:
+            failures += 1
+            console.print(f"[red]{assignment_id}: {len(problems)} problem(s)[/]")
+            for problem in problems:
+                console.print(f"  - {problem}", markup=False)
+        else:
+            console.print(f"[green]{assignment_id}: sound[/] (reference full marks, template 0, "
+                          "every cataloged mistake loses points with its hint)")
+    return EXIT_FAILED if failures else EXIT_OK
+
+
 def _templates(args, console: Console) -> int:
     from .templates import write_all
     changed = write_all(check=args.check)
@@ -149,7 +175,7 @@ def _templates(args, console: Console) -> int:
 
 
 _COMMANDS = {"list": _list, "check": _check, "grade": _grade, "build": _build,
-             "templates": _templates}
+             "validate": _validate, "templates": _templates}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -10,11 +10,10 @@ copied data as from a worker.
 
 from __future__ import annotations
 
-import traceback
 import types
 
 from ..sandbox import wire
-from ..sandbox.session import CallRecord, StudentCodeError
+from ..sandbox.session import CallRecord, StudentCodeError, describe_error
 from ..sandbox.worker import Worker
 
 
@@ -45,10 +44,10 @@ class InProcessSession:
         args = wire.decode(wire.encode(args))  # inputs are copies, as over the wire
         try:
             value = getattr(self.ops, "op_" + op)(**args)
-        except Exception as exc:
-            frames = traceback.format_exception_only(type(exc), exc)
-            raise StudentCodeError(f"While {doing}, your code raised "
-                                   f"{''.join(frames).strip()}") from None
+        except Exception as exc:  # worded as a worker's error, so failures compare equal
+            raise StudentCodeError(describe_error(
+                {"type": type(exc).__name__, "message": str(exc)[:2000], "traceback": ""},
+                doing)) from None
         try:
             return wire.decode(wire.encode(value))
         except wire.NotPlainData as exc:

@@ -51,14 +51,14 @@ class WorkerSession:
         self.layers = answer.get("layers", [])
         if not answer["ok"]:
             self.close()
-            raise ImportFailed(_describe_error(answer["error"], "importing your module"),
+            raise ImportFailed(describe_error(answer["error"], "importing your module"),
                                kind="import", output=answer.get("output", ""))
 
     def request(self, op: str, timeout: float | None = None, doing: str = "", **args):
         """Send one request; return the plain-data value of the answer."""
         answer = self._exchange({"op": op, "args": args}, timeout or self.call_timeout, doing)
         if not answer["ok"]:
-            raise StudentCodeError(_describe_error(answer["error"], doing),
+            raise StudentCodeError(describe_error(answer["error"], doing),
                                    output=answer.get("output", ""))
         return answer.get("value")
 
@@ -114,7 +114,7 @@ class WorkerSession:
         return None
 
 
-def _describe_error(error, doing: str) -> str:
+def describe_error(error, doing: str) -> str:
     if type(error) is not dict:
         return f"While {doing}: your code failed."
     kind, message = str(error.get("type", "Error")), str(error.get("message", ""))
