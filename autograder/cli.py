@@ -109,8 +109,9 @@ def _grade(args, console: Console) -> int:
         console.print("Sandbox layers active: " + (", ".join(layers) or "none"))
     if outcome.reused:
         console.print(f"{outcome.reused} unchanged submission(s) kept from the previous run.")
-    console.print(f"Reports: {args.out.resolve()}/<submission>/feedback.html, "
-                  f"gradebook: {(args.out / 'grades.csv').resolve()}")
+    console.print(f"Reports: {args.out.resolve()}/<submission>/feedback.html; class summary: "
+                  f"{(args.out / 'summary.html').resolve()}; gradebook: "
+                  f"{(args.out / 'grades.csv').resolve()}")
     if args.junit:
         from .report import junit
         from .report.files import write_atomic

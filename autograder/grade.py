@@ -19,7 +19,8 @@ from . import assignment as assignments
 from . import submission as submissions
 from .engine.plugin import run_pytest
 from .engine.scoring import SubmissionResult
-from .report import feedback_html, feedback_md, gradebook, results_json
+from .engine import mistakes
+from .report import feedback_html, feedback_md, gradebook, results_json, summary_html
 from .report.files import write_atomic
 from .sandbox.zygote import start_launcher
 
@@ -91,6 +92,10 @@ def grade(assignment_id: str, paths: list[str], out: Path, jobs: int = 1, resume
         else:
             outcome.results.append(record)
     write_atomic(out / "grades.csv", gradebook.render(outcome.results))
+    if outcome.results:
+        hints = {m.id: m.hint for m in mistakes.load(assignment)}
+        write_atomic(out / "summary.html", summary_html.render(outcome.results, assignment.title,
+                                                               hints))
     return outcome
 
 

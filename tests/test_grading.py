@@ -57,6 +57,27 @@ def test_forbidden_call_found_at_run_time(example_batch):
     assert "used torch.nn.functional.scaled_dot_product_attention" in feedback
 
 
+@pytest.mark.parametrize("sid, mistake", [
+    ("no_sqrt_scaling", "no_sqrt_scaling"), ("causal_triu_leak", "causal_mask_triu"),
+    ("heads_without_transpose", "split_heads_without_transpose"),
+    ("nan_on_masked_rows", "nan_for_fully_masked_rows"),
+])
+def test_known_mistake_hint_comes_first(example_batch, sid, mistake):
+    result = example_batch[1][sid]
+    explained = [t for t in result.tests if mistake in t.mistakes]
+    assert explained and all(t.feedback.startswith("Likely mistake: ") for t in explained)
+    assert not any(t.mistakes for t in result.tests if t.passed)
+
+
+def test_html_reports_show_heatmaps_and_the_class_summary(example_batch, tmp_path_factory):
+    out = next(iter(tmp_path_factory.getbasetemp().glob("examples*"))) / "out"
+    html = (out / "causal_triu_leak" / "feedback.html").read_text()
+    assert "data:image/png;base64," in html and "http" not in html.split("<body>")[1]
+    assert html.index("Likely mistake") < html.index("differs at index")
+    summary = (out / "summary.html").read_text()
+    assert "causal_mask_triu" in summary and "data:image/png;base64," in summary
+
+
 def test_nan_mistake_keeps_points_where_no_row_is_masked(example_batch):
     result = example_batch[1]["nan_on_masked_rows"]
     assert "test_sdpa_matches_torch_without_mask" not in failed(result)

@@ -60,3 +60,4 @@ def test_tensor_with_attributes_is_refused():
 def test_malformed_frames_raise_wire_error(data):
     with pytest.raises(wire.WireError):
         wire.decode(data)
+

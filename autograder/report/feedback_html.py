@@ -16,6 +16,7 @@ _TEMPLATE = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
  .passed { color: #17692f; } .failed { color: #a4161a; }
  pre { background: #f6f6f6; padding: .75rem; white-space: pre-wrap; border-left: 4px solid #a4161a; }
  .message { background: #fff4e5; padding: .75rem; white-space: pre-wrap; }
+ img { max-width: 100%; }
 </style></head><body>
 <h1>{{ title }}: {{ r.submission }}</h1>
 <p class="score">Score: {{ "%g"|format(r.score) }} / {{ "%g"|format(r.max_score) }}</p>
@@ -30,10 +31,22 @@ _TEMPLATE = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
 <h2 id="{{ loop.index }}" class="failed">{{ t.name }} ({{ "%g"|format(t.max_score) }} points)</h2>
 {% if t.description %}<p><em>Checks:</em> {{ t.description }}</p>{% endif %}
 <pre>{{ t.feedback }}</pre>
+{% if figures.get(t.name) %}<img alt="expected and your values" src="{{ figures[t.name] }}">{% endif %}
 {% endfor %}
 </body></html>
 """)
 
 
+MAX_FIGURES = 6  # one screen: the first failures are what a student fixes first
+
+
 def render(result: SubmissionResult, title: str) -> str:
-    return _TEMPLATE.render(r=result, title=title, passed=sum(t.passed for t in result.tests))
+    figures = {}
+    for test in result.tests:
+        if not test.passed and test.evidence and len(figures) < MAX_FIGURES:
+            from . import plots
+            image = plots.evidence(test.evidence)
+            if image:
+                figures[test.name] = image
+    return _TEMPLATE.render(r=result, title=title, figures=figures,
+                            passed=sum(t.passed for t in result.tests))

@@ -28,4 +28,6 @@ def render(result: SubmissionResult, title: str) -> str:
             if t.description:
                 lines += [f"*Checks:* {t.description}", ""]
             lines += [_fence(t.feedback or "failed"), ""]
+            if t.evidence:
+                lines += ["*feedback.html plots the expected and your values for this test.*", ""]
     return "\n".join(lines).rstrip() + "\n"

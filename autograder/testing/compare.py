@@ -27,8 +27,59 @@ class GradingFailure(AssertionError):
     """A wrong answer. ``str(exc)`` is the feedback shown to the student."""
 
 
-def fail(message: str, *, case: Any = None, hint: str | None = None) -> None:
-    raise GradingFailure(_compose(message, case, hint))
+def fail(message: str, *, case: Any = None, hint: str | None = None,
+         evidence: dict | None = None) -> None:
+    failure = GradingFailure(_compose(message, case, hint))
+    failure.evidence = evidence  # expected vs actual, for the plots of feedback.html
+    raise failure
+
+
+EVIDENCE_SIDE = 24  # a plotted matrix is at most 24 x 24 (a vector 96 long)
+
+
+def _evidence(what: str, actual: torch.Tensor, expected: torch.Tensor, index: tuple) -> dict | None:
+    """The matrix (or vector) around the first differing element, for plotting."""
+    if expected.dim() == 0:
+        return None
+    if expected.dim() == 1:
+        sl = (slice(0, 4 * EVIDENCE_SIDE),)
+    else:
+        sl = tuple(index[:-2]) + (slice(0, EVIDENCE_SIDE), slice(0, EVIDENCE_SIDE))
+    where = f" at {list(index[:-2])}" if expected.dim() > 2 else ""
+    return {"what": what + where,
+            "expected": expected[sl].double().tolist(),
+            "actual": actual[sl].double().tolist()}
+
+
+def _localise(wrong: torch.Tensor) -> str:
+    """Which positions differ, when the differences are confined to some of them:
+    e.g. only head 1 of 2, or only query positions after the first."""
+    if wrong.dim() < 2 or wrong.all():
+        return ""
+    parts = []
+    for axis in range(wrong.dim()):
+        size = wrong.shape[axis]
+        if size < 2:
+            continue
+        others = [d for d in range(wrong.dim()) if d != axis]
+        hit = wrong.permute(axis, *others).reshape(size, -1).any(dim=1)
+        indices = hit.nonzero().flatten().tolist()
+        if 0 < len(indices) < size:
+            shown = _ranges(indices)
+            parts.append(f"{'index' if len(indices) == 1 else 'indices'} {shown} (of {size}) "
+                         f"along axis {axis}")
+    if not parts:
+        return ""
+    return " Only " + " and ".join(parts[:3]) + " differ."
+
+
+def _ranges(indices: list[int]) -> str:
+    runs, start = [], indices[0]
+    for a, b in zip(indices, indices[1:] + [None]):
+        if b != a + 1:
+            runs.append(str(start) if start == a else f"{start}-{a}")
+            start = b
+    return ", ".join(runs)
 
 
 def _compose(message: str, case: Any, hint: str | None) -> str:
@@ -77,7 +128,8 @@ def assert_close(actual: Any, expected: torch.Tensor, *, what: str = "the output
             index = tuple(int(i) for i in wrong.nonzero()[0])
             fail(f"{what} differs at index {list(index)}: got {actual[index].item()}, "
                  f"expected {expected[index].item()} ({int(wrong.sum())} of {wrong.numel()} "
-                 "elements differ).", case=case, hint=hint)
+                 f"elements differ).{_localise(wrong)}", case=case, hint=hint,
+                 evidence=_evidence(what, actual.double(), expected.double(), index))
         return
     default_rtol, default_atol = TOLERANCES.get(expected.dtype, (1e-5, 1e-8))
     rtol = default_rtol if rtol is None else rtol
@@ -87,7 +139,8 @@ def assert_close(actual: Any, expected: torch.Tensor, *, what: str = "the output
     if nan_wrong.any():
         index = tuple(int(i) for i in nan_wrong.nonzero()[0])
         fail(f"{what} contains NaN (first at index {list(index)}, {int(nan_wrong.sum())} in all) "
-             "where the expected values are finite.", case=case,
+             f"where the expected values are finite.{_localise(nan_wrong)}", case=case,
+             evidence=_evidence(what, a, e, index),
              hint=hint or "NaN usually comes from a softmax over a row where every "
                           "position is masked, or from exp() of a huge score.")
     both_nan = torch.isnan(a) & torch.isnan(e)
@@ -101,7 +154,8 @@ def assert_close(actual: Any, expected: torch.Tensor, *, what: str = "the output
         fail(f"{what} differs at index {list(index)}: got {a[index].item():.6g}, expected "
              f"{e[index].item():.6g}. {int(wrong.sum())} of {wrong.numel()} elements are "
              f"outside the tolerance (rtol={rtol:g}, atol={atol:g}); the largest error is "
-             f"{finite.max().item():.3g}.", case=case, hint=hint)
+             f"{finite.max().item():.3g}.{_localise(wrong)}", case=case, hint=hint,
+             evidence=_evidence(what, a, e, index))
 
 
 def assert_all_close(actual: Any, expected: dict[str, torch.Tensor], *, what: str,
