@@ -139,13 +139,22 @@ class GradingPlugin:
     # -- running a test for every submission ---------------------------
     @pytest.hookimpl(tryfirst=True)
     def pytest_pyfunc_call(self, pyfuncitem):
+        fan = self._run(pyfuncitem, self.states)
+        # Only when a submission failed: run the cataloged mistakes through the same
+        # test. Derandomised hypothesis gives them the same examples, and their
+        # outcome never changes, so it is computed once per test and process.
+        cache_key = (str(self.assignment.folder), pyfuncitem.nodeid)
+        if fan.failures and self.variants and cache_key not in _VARIANT_FAILURES:
+            variants = self._run(pyfuncitem, self.variants)
+            _VARIANT_FAILURES[cache_key] = {
+                sid[len(MISTAKE):]: _comparable(_failure_text(exc))
+                for sid, exc in variants.failures.items()}
+        self._record(pyfuncitem, fan, _VARIANT_FAILURES.get(cache_key, {}))
+        return True
+
+    def _run(self, pyfuncitem, states: dict[str, SubmissionState]) -> FanOut:
         test = pyfuncitem.obj
         kwargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
-        # The mistakes meet the same examples as the submissions: they run in the
-        # same fan-out (once per test and process; their outcome never changes).
-        cache_key = (str(self.assignment.folder), pyfuncitem.nodeid)
-        run_variants = self.variants and cache_key not in _VARIANT_FAILURES
-        states = {**self.states, **self.variants} if run_variants else self.states
         fan = FanOut(self.assignment, states, self.launcher)
         hypothesis_hook = getattr(test, "hypothesis", None)
         try:
@@ -160,12 +169,7 @@ class GradingPlugin:
                 fan.wrap(test)(**kwargs)
         finally:
             fan.close()
-        if run_variants:
-            _VARIANT_FAILURES[cache_key] = {
-                sid[len(MISTAKE):]: _comparable(_failure_text(exc))
-                for sid, exc in fan.failures.items() if sid.startswith(MISTAKE)}
-        self._record(pyfuncitem, fan, _VARIANT_FAILURES.get(cache_key, {}))
-        return True
+        return fan
 
     def _explain(self, failure_text: str, variant_failures: dict[str, str]) -> list:
         """The cataloged mistakes that fail this test exactly as the submission did."""

@@ -31,7 +31,8 @@ _TEMPLATE = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
 <h2 id="{{ loop.index }}" class="failed">{{ t.name }} ({{ "%g"|format(t.max_score) }} points)</h2>
 {% if t.description %}<p><em>Checks:</em> {{ t.description }}</p>{% endif %}
 <pre>{{ t.feedback }}</pre>
-{% if figures.get(t.name) %}<img alt="expected and your values" src="{{ figures[t.name] }}">{% endif %}
+{% set f = figures.get(t.name) %}{% if f %}<figure><figcaption>{{ f.what }}: {% if f.kind == "image" %}expected | yours | |difference|{% else %}<span style="color:#1f77b4">expected</span> and <span style="color:#ff7f0e">yours</span>{% endif %}</figcaption>
+{% if f.kind == "image" %}<img alt="expected, your and difference heatmaps" src="{{ f.data }}">{% else %}{{ f.data|safe }}{% endif %}</figure>{% endif %}
 {% endfor %}
 </body></html>
 """)

@@ -20,7 +20,7 @@ _TEMPLATE = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
 </style></head><body>
 <h1>{{ title }}: class summary</h1>
 <p>{{ n }} submissions; mean {{ "%.1f"|format(mean) }}, median {{ "%.1f"|format(median) }} of {{ "%g"|format(max_score) }}.</p>
-<img alt="score distribution" src="{{ histogram }}">
+<figure><figcaption>Score distribution</figcaption>{{ histogram|safe }}</figure>
 <h2>Most frequent misconceptions</h2>
 {% if mistakes %}<table><tr><th>submissions</th><th>mistake</th><th>hint given</th></tr>
 {% for id, count, hint in mistakes %}<tr><td>{{ count }}</td><td>{{ id }}</td><td>{{ hint }}</td></tr>{% endfor %}
