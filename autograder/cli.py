@@ -42,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML of the tests")
     p.add_argument("--public-only", action="store_true",
                    help="run the public tests only (e.g. where hidden tests are not available)")
+    p.add_argument("--executor", choices=["local", "dask"], default="local",
+                   help="dask: send chunks of submissions to a dask.distributed cluster")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="with --executor dask: the scheduler, e.g. tcp://10.0.0.5:8786")
     p.add_argument("--fail-on", choices=["never", "public", "any"], default="never",
                    help="exit 3 after grading when a public test (or any test) failed; "
                         "default never: scores are not errors")
@@ -92,18 +96,20 @@ def _check(args, console: Console) -> int:
 
 def _grade(args, console: Console) -> int:
     from .grade import UsageError, grade
+    from .report.progress import batch_progress
+    executor = None
+    if args.executor == "dask":
+        from .executors.dask import DaskExecutor
+        executor = DaskExecutor(args.scheduler)
     try:
-        outcome = grade(args.assignment, args.submissions, args.out, jobs=args.jobs,
-                        resume=args.resume, include_hidden=not args.public_only)
+        with batch_progress(len(args.submissions), f"grading {args.assignment}") as advance:
+            outcome = grade(args.assignment, args.submissions, args.out, jobs=args.jobs,
+                            resume=args.resume, include_hidden=not args.public_only,
+                            progress=advance, executor=executor)
     except UsageError as exc:
         console.print(f"[red]error:[/] {exc}")
         return EXIT_USAGE
-    table = Table("submission", "score", "failed tests", title=f"{args.assignment}")
-    for r in sorted(outcome.results, key=lambda r: r.submission):
-        failed = [t.name for t in r.tests if not t.passed]
-        table.add_row(r.submission, f"{r.score:g} / {r.max_score:g}",
-                      ", ".join(failed[:4]) + (f" (+{len(failed) - 4})" if len(failed) > 4 else ""))
-    console.print(table)
+    _print_batch(outcome.results, args.assignment, console)
     if args.verbose and outcome.results:
         layers = next((r.sandbox_layers for r in outcome.results if r.sandbox_layers), [])
         console.print("Sandbox layers active: " + (", ".join(layers) or "none"))
@@ -121,6 +127,32 @@ def _grade(args, console: Console) -> int:
     if outcome.errors:
         return EXIT_GRADER_FAULT
     return EXIT_RULE_FAILED if _rule_failed(outcome.results, args.fail_on) else EXIT_OK
+
+
+def _print_batch(results, assignment_id: str, console: Console) -> None:
+    """Per submission, then the batch: count, mean, median, the tests failed most
+    often and the submissions whose code ran longest."""
+    import statistics
+    from collections import Counter
+
+    table = Table("submission", "score", "failed tests", title=assignment_id)
+    for r in sorted(results, key=lambda r: r.submission):
+        failed = [t.name for t in r.tests if not t.passed]
+        table.add_row(r.submission, f"{r.score:g} / {r.max_score:g}",
+                      ", ".join(failed[:4]) + (f" (+{len(failed) - 4})" if len(failed) > 4 else ""))
+    console.print(table)
+    if len(results) < 2:
+        return
+    scores = [r.score for r in results]
+    failures = Counter(t.name for r in results for t in r.tests if not t.passed)
+    slowest = sorted(results, key=lambda r: -r.execution_time)[:3]
+    console.print(f"{len(results)} submissions: mean {statistics.fmean(scores):.1f}, median "
+                  f"{statistics.median(scores):g}")
+    if failures:
+        console.print("Failed most often: " + ", ".join(f"{name} ({count})" for name, count
+                                                         in failures.most_common(5)))
+    console.print("Longest in student code: " + ", ".join(
+        f"{r.submission} ({r.execution_time:.1f} s)" for r in slowest))
 
 
 def _rule_failed(results, rule: str) -> bool:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import selectors
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from . import assignment as assignments
 from . import submission as submissions
@@ -59,7 +61,11 @@ def read_record(out: Path, sid: str) -> SubmissionResult | None:
 
 
 def grade(assignment_id: str, paths: list[str], out: Path, jobs: int = 1, resume: bool = False,
-          include_hidden: bool = True) -> BatchOutcome:
+          include_hidden: bool = True, progress: Callable[[str], None] = lambda sid: None,
+          executor=None) -> BatchOutcome:
+    """Grade ``paths`` into ``out``; ``progress(sid)`` is called as each one is
+    done; ``executor`` (e.g. :class:`.executors.dask.DaskExecutor`) grades
+    elsewhere instead of in local processes."""
     assignment = assignments.load(assignment_id)
     subs = [submissions.load(p, assignment.module) for p in paths]
     seen: dict[str, Path] = {}
@@ -68,6 +74,7 @@ def grade(assignment_id: str, paths: list[str], out: Path, jobs: int = 1, resume
             raise UsageError(f"two submissions have the id {sub.id!r}: {seen[sub.id]} and {sub.path}")
         seen[sub.id] = sub.path
     outcome = BatchOutcome()
+    _remove_stale_temporaries(out)
     todo = []
     for sub in subs:
         old = read_record(out, sub.id) if resume else None
@@ -78,13 +85,18 @@ def grade(assignment_id: str, paths: list[str], out: Path, jobs: int = 1, resume
 
     def on_result(result: SubmissionResult) -> None:
         write_submission(out, assignment, result)
+        if jobs == 1 or executor is not None:
+            progress(result.submission)
 
     jobs = max(1, min(jobs, len(todo)))
     if todo:
-        if jobs == 1:
+        if executor is not None:
+            outcome.errors += executor.grade(assignment, todo, on_result, include_hidden)
+        elif jobs == 1:
             outcome.errors += _grade_share(assignment, todo, on_result, include_hidden, threads=None)
         else:
-            outcome.errors += _grade_parallel(assignment, todo, on_result, include_hidden, jobs)
+            outcome.errors += _grade_parallel(assignment, todo, on_result, include_hidden, jobs,
+                                              progress)
     for sub in subs:
         record = read_record(out, sub.id)
         if record is None:
@@ -99,15 +111,24 @@ def grade(assignment_id: str, paths: list[str], out: Path, jobs: int = 1, resume
     return outcome
 
 
+def _remove_stale_temporaries(out: Path) -> None:
+    """Temporary files of a killed run (see report.files.write_atomic)."""
+    if out.is_dir():
+        for stale in out.glob("**/.*.tmp"):
+            stale.unlink(missing_ok=True)
+
+
 def _grade_share(assignment, subs, on_result, include_hidden, threads) -> list[str]:
+    """Grade ``subs`` in this process, chunk by chunk."""
     launcher = start_launcher()  # before run_pytest loads the reference and hidden tests
     try:
         if threads:
             import torch
             torch.set_num_threads(threads)
         errors = []
-        for start in range(0, len(subs), CHUNK):
-            plugin = run_pytest(assignment, subs[start:start + CHUNK], launcher, on_result,
+        chunk = int(os.environ.get("AUTOGRADER_CHUNK", CHUNK))
+        for start in range(0, len(subs), chunk):
+            plugin = run_pytest(assignment, subs[start:start + chunk], launcher, on_result,
                                 include_hidden)
             errors += plugin.errors
         return errors
@@ -115,10 +136,12 @@ def _grade_share(assignment, subs, on_result, include_hidden, threads) -> list[s
         launcher.close()
 
 
-def _grade_parallel(assignment, subs, on_result, include_hidden, jobs) -> list[str]:
-    """Fork ``jobs`` grader processes, each grading every jobs-th submission."""
+def _grade_parallel(assignment, subs, on_result, include_hidden, jobs, progress) -> list[str]:
+    """Fork ``jobs`` grader processes, each grading every jobs-th submission.
+    Each reports finished submissions (for the progress bar) and, last, its
+    errors, as JSON lines on a pipe."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    children = {}
+    pipes = {}
     for index in range(jobs):
         share = subs[index::jobs]
         read_end, write_end = os.pipe()
@@ -126,26 +149,42 @@ def _grade_parallel(assignment, subs, on_result, include_hidden, jobs) -> list[s
         if pid == 0:
             os.close(read_end)
             code = 0
+
+            def report(result: SubmissionResult) -> None:
+                on_result(result)
+                os.write(write_end, (json.dumps({"done": result.submission}) + "\n").encode())
             try:
-                errors = _grade_share(assignment, share, on_result, include_hidden, threads)
-                os.write(write_end, json.dumps(errors).encode())
+                errors = _grade_share(assignment, share, report, include_hidden, threads)
             except BaseException as exc:  # reported by the parent, never lost
-                os.write(write_end, json.dumps([f"grader process failed: {exc!r}"]).encode())
-                code = 1
-            finally:
-                sys.stdout.flush()
-                os._exit(code)
+                errors, code = [f"grader process failed: {exc!r}"], 1
+            os.write(write_end, (json.dumps({"errors": errors}) + "\n").encode())
+            sys.stdout.flush()
+            os._exit(code)
         os.close(write_end)
-        children[pid] = read_end
+        pipes[os.fdopen(read_end, "rb")] = pid
     errors = []
-    for pid, read_end in children.items():
-        with os.fdopen(read_end, "rb") as pipe:
-            data = pipe.read()
+    selector = selectors.DefaultSelector()
+    for pipe in pipes:
+        selector.register(pipe, selectors.EVENT_READ)
+    finished = set()
+    while len(finished) < len(pipes):
+        for key, _ in selector.select():
+            line = key.fileobj.readline()
+            if not line:
+                selector.unregister(key.fileobj)
+                finished.add(key.fileobj)
+                continue
+            try:
+                message = json.loads(line)
+            except ValueError:
+                errors.append("a grader process sent an unreadable report")
+                continue
+            if "done" in message:
+                progress(message["done"])
+            errors += message.get("errors", [])
+    for pipe, pid in pipes.items():
+        pipe.close()
         _, status = os.waitpid(pid, 0)
-        try:
-            errors += json.loads(data or b"[]")
-        except ValueError:
-            errors.append("a grader process sent an unreadable report")
-        if status != 0 and not data:
-            errors.append(f"a grader process died (wait status {status})")
+        if status != 0:
+            errors.append(f"a grader process ended with wait status {status}")
     return errors

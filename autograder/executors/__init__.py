@@ -1,0 +1,1 @@
+"""Where a batch is graded when not in local processes (``grade --executor``)."""

@@ -1,0 +1,23 @@
+"""The batch progress bar: rich on a terminal, silent in CI logs and pipes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+
+@contextlib.contextmanager
+def batch_progress(total: int, label: str):
+    """Yields ``advance(sid)``; draws a bar only on an interactive terminal."""
+    if total == 0 or os.environ.get("CI") or not sys.stdout.isatty():
+        yield lambda sid: None
+        return
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[last]}")]
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task(label, total=total, last="")
+        yield lambda sid: bar.update(task, advance=1, last=sid)

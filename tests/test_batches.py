@@ -1,0 +1,87 @@
+"""Whole batches: killed part-way and resumed, and graded on a Dask cluster."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import EXAMPLES, ROOT
+
+REFERENCE = ROOT / "reference" / "multihead_attention.py"
+TEMPLATE = ROOT / "student_templates" / "multihead_attention.py"
+
+
+def submissions(folder, count):
+    folder.mkdir()
+    paths = []
+    for i in range(count):
+        source = [REFERENCE, TEMPLATE, EXAMPLES / "no_sqrt_scaling.py"][i % 3]
+        path = folder / f"student{i:02d}.py"
+        shutil.copy(source, path)
+        paths.append(path)
+    return paths
+
+
+def test_killed_batch_resumes_where_it_stopped(tmp_path):
+    """Kill -9 after the first chunk is written: every file on disk is whole,
+    and --resume grades only what is missing, to the same grades as one run."""
+    paths = submissions(tmp_path / "subs", 6)
+    out = tmp_path / "out"
+    env = dict(os.environ, AUTOGRADER_CHUNK="2")
+    command = [sys.executable, "-m", "autograder", "grade", "multihead_attention",
+               *map(str, paths), "--out", str(out)]
+    batch = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while len(list(out.glob("*/grading.json"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(batch.pid, signal.SIGKILL)
+    batch.wait()
+    done = {p.parent.name for p in out.glob("*/grading.json")}
+    assert 2 <= len(done) < 6
+    for path in out.glob("*/*.json"):
+        json.loads(path.read_text())  # whole, never half-written
+
+    resumed = subprocess.run(command + ["--resume"], env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"{len(done)} unchanged submission(s) kept" in resumed.stdout
+    grades = (out / "grades.csv").read_text().splitlines()
+    assert len(grades) == 7
+    scores = {line.split(",")[0]: line.split(",")[1] for line in grades[1:]}
+    assert [scores[f"student{i:02d}"] for i in range(3)] == ["100", "0", "40"]
+    assert scores["student03"] == "100" and scores["student05"] == "40"
+    assert not list(out.glob("**/.*.tmp"))
+
+
+def test_changed_submission_is_regraded_on_resume(tmp_path):
+    paths = submissions(tmp_path / "subs", 1)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "autograder", "grade", "multihead_attention",
+               str(paths[0]), "--out", str(out), "--resume"]
+    assert subprocess.run(command, capture_output=True).returncode == 0
+    shutil.copy(TEMPLATE, paths[0])
+    again = subprocess.run(command, capture_output=True, text=True)
+    assert "unchanged" not in again.stdout
+    assert (out / "grades.csv").read_text().splitlines()[1].startswith("student00,0,")
+
+
+def test_dask_executor_on_a_local_cluster(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    from autograder.executors.dask import DaskExecutor
+    from autograder.grade import grade
+
+    paths = submissions(tmp_path / "subs", 3)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        outcome = grade("multihead_attention", [str(p) for p in paths], tmp_path / "out",
+                        executor=DaskExecutor(client=client, chunk=2))
+    assert not outcome.errors
+    assert {r.submission: r.score for r in outcome.results} == \
+        {"student00": 100, "student01": 0, "student02": 40}
+    assert (tmp_path / "out" / "student02" / "feedback.html").is_file()
