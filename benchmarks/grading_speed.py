@@ -1,53 +1,136 @@
-"""Grading speed against the `import torch` floor (run: python benchmarks/grading_speed.py).
+"""Grading speed and memory against the `import torch` floor.
 
-Prints, from one run: the time of `python -c "import torch"`, the time to grade
-one submission with the CLI, and the marginal time per submission in a batch of
-16 (one and two jobs). Ratios, not absolute targets: machines differ.
+    python benchmarks/grading_speed.py            # all assignments, batches of 64
+    python benchmarks/grading_speed.py --batch 16 # quicker
+
+Prints, from one run, for each assignment: the time of `python -c "import
+torch"`, of the same test suite run in-process on the reference without the
+sandbox (torch import + the suite's own compute: the floor any grader pays),
+and of grading one submission with the CLI. For multihead_attention also a batch
+at --jobs 1 and --jobs 2: marginal seconds per submission, speed-up, and peak
+memory of the whole process tree. Ratios, not absolute targets: machines differ.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ASSIGNMENT = "multihead_attention"
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+IN_PROCESS = """
+import importlib.util, sys
+import torch
+from autograder import assignment, submission
+from autograder.engine.inprocess import InProcessLauncher
+from autograder.engine.plugin import run_pytest
+a = assignment.load(sys.argv[1])
+spec = importlib.util.spec_from_file_location("ref", a.reference)
+ref = importlib.util.module_from_spec(spec); spec.loader.exec_module(ref)
+sub = submission.load(a.reference, a.module)
+results = []
+run_pytest(a, [sub], InProcessLauncher(ref), results.append)
+assert results and results[0].score == results[0].max_score, "the reference must pass"
+"""
 
 
-def timed(cmd: list[str]) -> float:
+def timed(cmd: list[str], **kwargs) -> float:
     started = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   cwd=ROOT, **kwargs)
     return time.perf_counter() - started
 
 
-def grade_seconds(paths: list[Path], out: Path, jobs: int) -> float:
+def _tree_rss(root: int) -> tuple[int, int]:
+    """(sum, max) resident bytes of ``root`` and all its descendants."""
+    parents, rss = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/statm") as statm:
+                rss[int(entry)] = int(statm.read().split()[1]) * PAGE
+            parents[int(entry)] = int(fields[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    tree, frontier = {root}, [root]
+    while frontier:
+        pid = frontier.pop()
+        for child, parent in parents.items():
+            if parent == pid and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    values = [rss.get(p, 0) for p in tree]
+    return sum(values), max(values, default=0)
+
+
+def grade(paths: list[Path], out: Path, jobs: int, assignment: str) -> tuple[float, int, int]:
+    """Wall seconds, peak summed RSS and peak single-process RSS of one CLI run."""
     shutil.rmtree(out, ignore_errors=True)
-    return timed([sys.executable, "-m", "autograder", "grade", ASSIGNMENT, *map(str, paths),
-                  "--out", str(out), "--jobs", str(jobs)])
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "autograder", "grade", assignment,
+                                *map(str, paths), "--out", str(out), "--jobs", str(jobs)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    peak = [0, 0]
+
+    def sample():
+        while process.poll() is None:
+            total, largest = _tree_rss(process.pid)
+            peak[0], peak[1] = max(peak[0], total), max(peak[1], largest)
+            time.sleep(0.25)
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    process.wait()
+    elapsed = time.perf_counter() - started
+    sampler.join()
+    if process.returncode != 0:
+        raise SystemExit(f"grading failed with exit code {process.returncode}")
+    return elapsed, peak[0], peak[1]
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--assignments", nargs="*",
+                        default=["recurrent_cells", "attention_scoring", "multihead_attention"])
+    args = parser.parse_args()
+    torch_import = min(timed([sys.executable, "-c", "import torch"]) for _ in range(3))
+    print(f"machine: {os.cpu_count()} cores; python -c 'import torch': {torch_import:.2f} s")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        reference = ROOT / "reference" / f"{ASSIGNMENT}.py"
+        for assignment in args.assignments:
+            reference = ROOT / "reference" / f"{assignment}.py"
+            floor = timed([sys.executable, "-c", IN_PROCESS, assignment])
+            one, _, _ = grade([reference], tmp / "one", 1, assignment)
+            print(f"{assignment}: in-process suite {floor:.2f} s; graded in the sandbox "
+                  f"{one:.2f} s = {one / floor:.2f}x (torch import + suite), "
+                  f"{one / torch_import:.1f}x the torch import")
+        assignment = "multihead_attention"
         subs = []
-        for i in range(16):
-            path = tmp / f"student{i:02d}.py"
-            shutil.copy(reference, path)
+        for i in range(args.batch):
+            path = tmp / "batch" / f"student{i:03d}.py"
+            path.parent.mkdir(exist_ok=True)
+            shutil.copy(ROOT / "reference" / f"{assignment}.py", path)
             subs.append(path)
-        torch_import = min(timed([sys.executable, "-c", "import torch"]) for _ in range(3))
-        one = grade_seconds(subs[:1], tmp / "one", 1)
-        batch1 = grade_seconds(subs, tmp / "b1", 1)
-        batch2 = grade_seconds(subs, tmp / "b2", 2)
-    print(f"python -c 'import torch'        {torch_import:7.2f} s")
-    print(f"grade 1 submission              {one:7.2f} s  ({one / torch_import:.1f}x the torch import)")
-    print(f"batch of 16, --jobs 1           {batch1:7.2f} s  marginal {(batch1 - one) / 15:.2f} s/submission")
-    print(f"batch of 16, --jobs 2           {batch2:7.2f} s  marginal {(batch2 - one) / 15:.2f} s/submission,"
-          f" speed-up {batch1 / batch2:.2f}x")
+        one, _, _ = grade(subs[:1], tmp / "one", 1, assignment)
+        jobs1, _, _ = grade(subs, tmp / "b1", 1, assignment)
+        jobs2, total, largest = grade(subs, tmp / "b2", 2, assignment)
+        n = args.batch - 1
+        print(f"{assignment}, batch of {args.batch}: --jobs 1 {jobs1:.1f} s (marginal "
+              f"{(jobs1 - one) / n:.2f} s/submission); --jobs 2 {jobs2:.1f} s (marginal "
+              f"{(jobs2 - one) / n:.2f} s/submission), speed-up {jobs1 / jobs2:.2f}x")
+        print(f"peak memory at --jobs 2: {total / 2**30:.2f} GiB summed over the process tree "
+              f"(counts shared pages once per process), {largest / 2**30:.2f} GiB largest process")
 
 
 if __name__ == "__main__":

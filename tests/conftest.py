@@ -74,3 +74,23 @@ def example_batch(tmp_path_factory):
     (subs / "notebook.ipynb").write_text(json.dumps(notebook))
     paths = sorted(subs.iterdir()) + sorted(EXAMPLES.iterdir())
     return grade_batch(tmp, paths)
+
+
+def failed(result) -> set[str]:
+    """Names (without parameters) of the tests a submission failed."""
+    return {t.name.split("[")[0] for t in result.tests if not t.passed}
+
+
+def grade_examples(tmp_path_factory, assignment_id: str, jobs: int = 2) -> dict:
+    """The reference, the untouched template and the bundled examples of an
+    assignment, graded in one batch; {submission id: result}."""
+    tmp = tmp_path_factory.mktemp(assignment_id)
+    subs = tmp / "subs"
+    subs.mkdir()
+    shutil.copy(ROOT / "reference" / f"{assignment_id}.py", subs / "reference.py")
+    shutil.copy(ROOT / "student_templates" / f"{assignment_id}.py", subs / "template.py")
+    examples = ROOT / "examples" / "submissions" / assignment_id
+    outcome, results = grade_batch(tmp, sorted(subs.iterdir()) + sorted(examples.iterdir()),
+                                   jobs=jobs, assignment=assignment_id)
+    assert not outcome.errors
+    return results

@@ -1,30 +1,14 @@
 """The attention_scoring assignment end to end: the reference, the template and
 the bundled examples, graded in one batch (with two jobs)."""
 
-import shutil
-
 import pytest
 
-from conftest import ROOT, grade_batch
-
-EXAMPLES = ROOT / "examples" / "submissions" / "attention_scoring"
+from conftest import failed, grade_examples
 
 
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("attention_scoring")
-    subs = tmp / "subs"
-    subs.mkdir()
-    shutil.copy(ROOT / "reference" / "attention_scoring.py", subs / "reference.py")
-    shutil.copy(ROOT / "student_templates" / "attention_scoring.py", subs / "template.py")
-    outcome, results = grade_batch(tmp, sorted(subs.iterdir()) + sorted(EXAMPLES.iterdir()),
-                                   jobs=2, assignment="attention_scoring")
-    assert not outcome.errors
-    return results
-
-
-def failed(result):
-    return {t.name.split("[")[0] for t in result.tests if not t.passed}
+    return grade_examples(tmp_path_factory, "attention_scoring")
 
 
 def test_reference_and_other_style_score_100(batch):

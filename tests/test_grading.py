@@ -5,11 +5,7 @@ import json
 
 import pytest
 
-from conftest import ROOT, grade_batch
-
-
-def failed(result):
-    return {t.name.split("[")[0] for t in result.tests if not t.passed}
+from conftest import ROOT, failed, grade_batch
 
 
 def test_reference_scores_full_marks(example_batch):

@@ -1,30 +1,14 @@
 """The recurrent_cells assignment end to end: reference, template and the
 bundled examples graded in one batch."""
 
-import shutil
-
 import pytest
 
-from conftest import ROOT, grade_batch
-
-EXAMPLES = ROOT / "examples" / "submissions" / "recurrent_cells"
+from conftest import failed, grade_examples
 
 
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("recurrent_cells")
-    subs = tmp / "subs"
-    subs.mkdir()
-    shutil.copy(ROOT / "reference" / "recurrent_cells.py", subs / "reference.py")
-    shutil.copy(ROOT / "student_templates" / "recurrent_cells.py", subs / "template.py")
-    outcome, results = grade_batch(tmp, sorted(subs.iterdir()) + sorted(EXAMPLES.iterdir()),
-                                   jobs=2, assignment="recurrent_cells")
-    assert not outcome.errors
-    return results
-
-
-def failed(result):
-    return {t.name.split("[")[0] for t in result.tests if not t.passed}
+    return grade_examples(tmp_path_factory, "recurrent_cells")
 
 
 def test_reference_and_other_style_score_100(batch):
