@@ -114,3 +114,23 @@ def test_grade_sh_usage_errors(tmp_path):
     done = subprocess.run(["bash", str(ROOT / "ci" / "grade.sh"), str(tmp_path), str(tmp_path / "o")],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "no assignment file" in done.stderr
+
+
+def test_gitlab_script_runs_on_a_student_repository(tmp_path):
+    """The job's script line as GitLab runs it, after its before_script."""
+    job = yaml.safe_load(GITLAB.read_text())["autograde"]
+    project = tmp_path / "student-project"
+    project.mkdir()
+    shutil.copy(WRONG, project / "multihead_attention.py")
+    (project / ".course").symlink_to(ROOT)  # what before_script's clone leaves
+    env = dict(os.environ, CI_PROJECT_DIR=str(project),
+               AUTOGRADER_FAIL_ON=job["variables"]["AUTOGRADER_FAIL_ON"])
+    env.pop("GITHUB_ACTIONS", None)
+    done = subprocess.run(["bash", "-c", job["script"][-1]], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "Points 40/100" in done.stdout
+    report = project / job["artifacts"]["reports"]["junit"]
+    assert ET.parse(report).getroot().tag == "testsuites"
+    for path in job["artifacts"]["paths"]:
+        assert (project / path).is_file(), path
