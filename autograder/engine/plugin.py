@@ -9,10 +9,10 @@ handed to ``on_result``, which writes it to disk at once.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import re
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -74,7 +74,6 @@ class GradingPlugin:
             self.results[sub.id] = SubmissionResult(sub.id, assignment.id, digest=sub.digest)
         self.cases: dict[str, int] = {}  # a parametrised test shares its points
         self.mistakes = mistakes.load(assignment)
-        self.variants = self._variant_states()
         self.errors: list[str] = []
         self._reference = None
 
@@ -122,8 +121,10 @@ class GradingPlugin:
             self._reference = module
         return self._reference
 
-    def _variant_states(self) -> dict[str, SubmissionState]:
-        """The cataloged mistakes as in-process submissions (trusted code)."""
+    @functools.cached_property
+    def variants(self) -> dict[str, SubmissionState]:
+        """The cataloged mistakes as in-process submissions (trusted code), built
+        only when a submission first fails a test."""
         if not self.mistakes:
             return {}
         reference = self.assignment.reference.read_text()
@@ -143,7 +144,7 @@ class GradingPlugin:
         # test. Derandomised hypothesis gives them the same examples, and their
         # outcome never changes, so it is computed once per test and process.
         cache_key = (str(self.assignment.folder), pyfuncitem.nodeid)
-        if fan.failures and self.variants and cache_key not in _VARIANT_FAILURES:
+        if fan.failures and self.mistakes and cache_key not in _VARIANT_FAILURES:
             variants = self._run(pyfuncitem, self.variants)
             _VARIANT_FAILURES[cache_key] = {
                 sid[len(MISTAKE):]: _comparable(_failure_text(exc))
@@ -267,8 +268,22 @@ class _StudentSlot:
                              "assignment tests with autograder, not plain pytest")
 
 
+def _exception_groups() -> tuple[type, ...]:
+    """BaseExceptionGroup (Python 3.11+) or the backport hypothesis uses on 3.10."""
+    groups = [getattr(__import__("builtins"), "BaseExceptionGroup", None)]
+    try:
+        from exceptiongroup import BaseExceptionGroup as Backport
+        groups.append(Backport)
+    except ImportError:
+        pass
+    return tuple(g for g in groups if g is not None)
+
+
+_GROUPS = _exception_groups()
+
+
 def _failure_text(exc: BaseException) -> str:
-    while isinstance(exc, BaseExceptionGroup):  # hypothesis found several distinct failures
+    while _GROUPS and isinstance(exc, _GROUPS):  # hypothesis found several distinct failures
         exc = exc.exceptions[0]
     if isinstance(exc, (GradingFailure, StudentCodeError)):
         return str(exc)

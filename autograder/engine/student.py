@@ -36,7 +36,7 @@ class Student:
 
     def __init__(self, assignment: Assignment, state: SubmissionState, launcher):
         self._assignment, self._state, self._launcher = assignment, state, launcher
-        self._session: WorkerSession | None = None
+        self._session = None  # a WorkerSession, or an in-process one (see engine/inprocess.py)
         self.called: set[str] = set()   # API names this test used, for forbidden-call checks
         self.forbidden: set[str] = set()
         self.output: list[str] = []
@@ -66,7 +66,7 @@ class Student:
             self._state.seconds += session.record.seconds - before
             self._collect(session)
 
-    def _ensure_session(self) -> WorkerSession:
+    def _ensure_session(self):
         if self._state.import_error is not None:
             raise self._state.import_error
         if self._session is None:
@@ -88,7 +88,7 @@ class Student:
             self._state.layers = self._session.layers
         return self._session
 
-    def _collect(self, session: WorkerSession) -> None:
+    def _collect(self, session) -> None:
         self.forbidden |= session.record.forbidden
         session.record.forbidden.clear()
         self.output.extend(session.record.output)

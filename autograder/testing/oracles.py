@@ -88,7 +88,6 @@ def _mha_forward(weights, n_heads, query, key, value, attn_mask, key_mask, is_ca
     key = query if key is None else key
     value = key if value is None else value
     B, L, E = query.shape
-    S = key.shape[1]
 
     def project(x, name):
         y = F.linear(x, weights[f"{name}.weight"], weights.get(f"{name}.bias"))
