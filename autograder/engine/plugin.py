@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import marshal
 import re
 import sys
 from pathlib import Path
@@ -44,19 +45,21 @@ def hypothesis_profile(max_examples: int) -> str:
     return name
 
 
-def check_syntax(sub: Submission, filename: str) -> ImportFailed | None:
+def compile_submission(sub: Submission, filename: str) -> tuple[bytes | None, ImportFailed | None]:
+    """The submission's code object, marshalled for its workers (compiling runs
+    none of it), or why it cannot be compiled."""
     if sub.source is None:
-        return ImportFailed(f"Your submission could not be read: {sub.problem}.", kind="unreadable")
+        return None, ImportFailed(f"Your submission could not be read: {sub.problem}.",
+                                  kind="unreadable")
     try:
-        compile(sub.source, filename, "exec", dont_inherit=True)
+        return marshal.dumps(compile(sub.source, filename, "exec", dont_inherit=True)), None
     except SyntaxError as exc:
         where = f"line {exc.lineno}" + (f", column {exc.offset}" if exc.offset else "")
         text = (exc.text or "").rstrip()
-        return ImportFailed(f"Your file has a syntax error at {where}: {exc.msg}"
-                            + (f"\n    {text}" if text else ""), kind="syntax")
-    except ValueError as exc:  # e.g. null bytes
-        return ImportFailed(f"Your file cannot be compiled: {exc}", kind="syntax")
-    return None
+        return None, ImportFailed(f"Your file has a syntax error at {where}: {exc.msg}"
+                                  + (f"\n    {text}" if text else ""), kind="syntax")
+    except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, absurd nesting
+        return None, ImportFailed(f"Your file cannot be compiled: {exc}", kind="syntax")
 
 
 class GradingPlugin:
@@ -67,7 +70,7 @@ class GradingPlugin:
         self.results: dict[str, SubmissionResult] = {}
         for sub in submissions:
             state = SubmissionState(sub)
-            state.import_error = check_syntax(sub, assignment.module)
+            state.code, state.import_error = compile_submission(sub, assignment.module)
             if sub.source is not None and state.import_error is None:
                 state.static_forbidden = forbidden.scan(sub.source, assignment.forbidden)
             self.states[sub.id] = state

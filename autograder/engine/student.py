@@ -25,6 +25,7 @@ class SubmissionState:
     submission: Submission
     static_forbidden: dict[str, set[str]] = field(default_factory=dict)
     import_error: StudentCodeError | None = None
+    code: bytes | None = None  # compiled once by the grader, for every worker
     seconds: float = 0.0
     layers: list[str] = field(default_factory=list)
     launcher: object = None   # None: the batch's sandbox; else e.g. an in-process launcher
@@ -75,6 +76,7 @@ class Student:
                 "module": self._assignment.module_name,
                 "filename": self._assignment.module,
                 "source": sub.source,
+                "code": self._state.code,
                 "limits": {"cpu_seconds": limits.cpu_seconds, "memory_headroom_mb": limits.memory_mb},
                 "forbidden": [f.as_rule() for f in self._assignment.forbidden],
             }

@@ -56,10 +56,26 @@ def _libc():
 def warm_up() -> None:
     """Run in the zygote: what every worker would otherwise redo (and copy,
     page by page, from the zygote's memory) is done once and inherited."""
-    global _prepared_filter
+    global _prepared_filter, _own_size
     if sys.platform.startswith("linux"):
         _libc()
         _prepared_filter = _build_seccomp()
+        _own_size = _vm_size_bytes()
+
+
+_network_left = False
+
+
+def leave_network() -> bool:
+    """Move this process (the zygote) into a new network namespace with no
+    interfaces but a down loopback; its workers inherit it. One namespace for
+    all of them costs ~1.2 ms once instead of per worker, and shares nothing a
+    worker could use: sockets are denied by seccomp anyway."""
+    global _network_left
+    if (sys.platform.startswith("linux") and os.geteuid() == 0
+            and _libc().unshare(_CLONE_NEWNET) == 0):
+        _network_left = True
+    return _network_left
 
 
 def _vm_size_bytes() -> int:
@@ -82,8 +98,8 @@ def prepare() -> list[str]:
     libc = _libc() if sys.platform.startswith("linux") else None
     if libc is not None and libc.prctl(_PR_SET_PDEATHSIG, 9, 0, 0, 0) == 0:
         active.append("dies with its parent")
-    if libc is not None and os.geteuid() == 0 and libc.unshare(_CLONE_NEWNET) == 0:
-        active.append("no network (own network namespace)")
+    if _network_left or leave_network():
+        active.append("no network (a network namespace without interfaces)")
     return active
 
 
@@ -96,7 +112,7 @@ def lock_down(limits: Limits, keep_fds: tuple[int, ...]) -> list[str]:
     _close_fds(keep_fds)
     active.append("inherited files closed")
 
-    vm = _vm_size_bytes()
+    vm = _own_size or _vm_size_bytes()  # a worker is the size of the zygote it was forked from
     rlimits = [
         (resource.RLIMIT_CPU, limits.cpu_seconds),
         (resource.RLIMIT_FSIZE, 0),
@@ -151,12 +167,19 @@ def _close_fds(keep: tuple[int, ...]) -> None:
     os.closerange(lowest, 65536)
 
 
-_prepared_filter = None
+_prepared_filter: bytes | None = None
+_own_size = 0
+_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
 
 
-def _build_seccomp():
-    """The filter object, built once per worker during :func:`prepare` (building
-    it costs more than loading it)."""
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def _build_seccomp() -> bytes | None:
+    """The filter as a compiled BPF program. libseccomp compiles its rules on
+    every load (~1.8 ms and ~280 page faults per worker); compiled once in the
+    zygote, a worker only hands the bytes to the kernel."""
     try:
         import pyseccomp as seccomp
     except Exception:  # not installed, or libseccomp missing
@@ -173,17 +196,25 @@ def _build_seccomp():
         # clone without CLONE_THREAD is a fork.
         rules.add_rule(seccomp.ERRNO(errno.EPERM), "clone",
                        seccomp.Arg(0, seccomp.MASKED_EQ, _CLONE_THREAD, 0))
-        return rules
+        read_end, write_end = os.pipe()
+        try:
+            with os.fdopen(write_end, "wb", closefd=True) as sink:
+                rules.export_bpf(sink)
+            program = b""
+            while chunk := os.read(read_end, 65536):
+                program += chunk
+        finally:
+            os.close(read_end)
+        return program if program and len(program) % 8 == 0 else None
     except Exception:
         return None
 
 
 def _load_seccomp() -> bool:
-    rules = _prepared_filter or _build_seccomp()
-    if rules is None:
+    """Install the filter; needs no-new-privileges (set just before)."""
+    program = _prepared_filter or _build_seccomp()
+    if program is None:
         return False
-    try:
-        rules.load()
-        return True
-    except Exception:
-        return False
+    code = ctypes.create_string_buffer(program, len(program))
+    fprog = _SockFprog(len(program) // 8, ctypes.cast(code, ctypes.c_void_p))
+    return _libc().prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) == 0

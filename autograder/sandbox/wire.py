@@ -1,8 +1,8 @@
 """Messages between the trusted grader and an untrusted worker.
 
 A message is a length-prefixed frame: a JSON description of plain data (dicts,
-lists, tuples, strings, numbers, booleans, None) in which each tensor is a
-reference to a raw little block of bytes that follows. Decoding runs no pickle
+lists, tuples, strings, bytes, numbers, booleans, None) in which each tensor or
+bytes value is a reference to a raw block of bytes that follows. Decoding runs no pickle
 and no code: JSON is parsed, and every tensor is rebuilt by the grader as a
 fresh, ordinary, contiguous CPU tensor from its dtype, shape and bytes. A tensor
 subclass, a sparse or meta tensor, or any other object is refused with a message
@@ -64,6 +64,9 @@ def encode(obj: Any) -> bytes:
             return value
         if type(value) is float:
             return {"f": repr(value)}  # keeps nan and inf exact
+        if type(value) is bytes:
+            blobs.append(value)
+            return {"b": len(blobs) - 1, "n": len(value)}
         if isinstance(value, torch.Tensor):
             problem = _describe_tensor_problem(value, where)
             if problem:
@@ -116,6 +119,14 @@ def decode(data: bytes) -> Any:
             return torch.empty(shape, dtype=dtype)
         return torch.frombuffer(bytearray(chunk), dtype=torch.uint8).view(dtype).reshape(shape)
 
+    def raw(node):
+        size, start = node.get("n"), cursor["offset"]
+        if type(size) is not int or size < 0 or node["b"] != cursor["index"] \
+                or start + size > len(blob):
+            raise WireError("the worker's answer holds truncated bytes")
+        cursor["offset"], cursor["index"] = start + size, cursor["index"] + 1
+        return bytes(blob[start:start + size])
+
     def walk(node):
         if node is None or type(node) in (bool, int, str, list):
             return [walk(n) for n in node] if type(node) is list else node
@@ -123,6 +134,8 @@ def decode(data: bytes) -> Any:
             raise WireError("the worker's answer is malformed")
         if "t" in node:
             return tensor(node)
+        if "b" in node:
+            return raw(node)
         if "f" in node:
             return float(node["f"])
         if "tuple" in node:

@@ -71,16 +71,15 @@ def _warm_up() -> None:
     gc.freeze()
 
 
-def _exercise() -> None:
-    """One pass over the kinds of work a grading call does (ops, autograd, the
-    wire format), run by an idle spare worker."""
-    import torch
+def _become_zygote() -> None:
+    """Warm up, then make the process cheap to fork: leave the network once for
+    every worker to inherit and back the heap with huge pages."""
+    from . import isolation
+    from .hugepages import collapse_private_memory
 
-    x = torch.randn(2, 3, 4, requires_grad=True)
-    w = torch.softmax(torch.einsum("bld,bsd->bls", x, x) / 2.0, -1)
-    y = torch.nn.functional.linear(w @ x, torch.ones(4, 4))
-    torch.autograd.grad(torch.tanh(y).sum(), [x])
-    wire.decode(wire.encode({"result": (y.detach(), w.detach()), "n": [1.0, None]}))
+    _warm_up()
+    isolation.leave_network()
+    collapse_private_memory()
 
 
 def _serve(control: socket.socket) -> None:
@@ -91,7 +90,7 @@ def _serve(control: socket.socket) -> None:
     times it does ask: a worker that died on its own is described to the student.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the grader's to handle
-    _warm_up()
+    _become_zygote()
     statuses: dict[int, int] = {}
     children: set[int] = set()
     forgotten: set[int] = set()
@@ -116,11 +115,12 @@ def _serve(control: socket.socket) -> None:
         except (OSError, wire.WireError):
             break
         if op == "spawn":
-            # Hand the request to the spare forked earlier, answer, and only then
-            # fork the next spare: the grader never waits for a fork.
+            # Hand the grader's socket to the spare forked earlier (the grader
+            # sends the request over it, so the zygote never reads submissions),
+            # answer, and only then fork the next spare: the grader never waits
+            # for a fork.
             pid, line = spare
             try:
-                wire.send(line.fileno(), request["request"])
                 socket.send_fds(line, [b"fd"], [fds[0]])
             except OSError:
                 pass  # the spare died: the grader sees a closed worker and says so
@@ -171,12 +171,9 @@ def _fork_spare(control: socket.socket) -> tuple[int, socket.socket]:
 
         try:
             layers = isolation.prepare()
-            # While idle, take the copy-on-write page faults a first call would
-            # otherwise pay on the critical path.
-            _exercise()
-            request = wire.recv(spare_end.fileno())
             _, fds, _, _ = socket.recv_fds(spare_end, 16, 1)
             spare_end.close()
+            request = wire.recv(fds[0])
         except BaseException:
             os._exit(1)
         run(fds[0], request, layers)
@@ -218,11 +215,15 @@ class Zygote(_Launcher):
         """Start a worker for ``request``; returns (pid, grader's socket fd)."""
         mine, theirs = socket.socketpair()
         try:
-            wire.send(self.control.fileno(), {"op": "spawn", "request": request})
+            wire.send(self.control.fileno(), {"op": "spawn"})
             socket.send_fds(self.control, [b"spawn"], [theirs.fileno()])
             pid = wire.recv(self.control.fileno())["pid"]
         finally:
             theirs.close()
+        try:
+            wire.send(mine.fileno(), request)  # straight to the worker
+        except OSError:
+            pass  # it died before reading: the session reports a worker that stopped
         return pid, mine.detach()
 
     def reap(self, pid: int) -> int:

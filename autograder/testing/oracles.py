@@ -111,6 +111,7 @@ def _mha_forward(weights, n_heads, query, key, value, attn_mask, key_mask, is_ca
     return out, weights_
 
 
+@memoize
 def torch_mha_forward(case, query, key=None, value=None, attn_mask=None, key_mask=None):
     """nn.MultiheadAttention itself, with float masks, for inputs where no row is
     fully masked (it returns NaN weights there)."""

@@ -2,7 +2,9 @@
 
 Hypothesis draws small structured *cases* (shapes, dtype, a seed); the tensors
 themselves come from a seeded ``torch.Generator``, so a failing case is named in
-feedback by its shapes, dtype and seed, and rebuilt exactly from them.
+feedback by its shapes, dtype and seed, and rebuilt exactly from them. Every
+submission of a batch meets the same cases, so a case's tensors are built once
+(memoised) and each submission gets its own copy.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from dataclasses import dataclass, field
 
 import torch
 from hypothesis import strategies as st
+
+from .memo import memoize
 
 FLOAT_DTYPES = (torch.float32, torch.float64)
 
@@ -63,6 +67,7 @@ class AttentionCase:
     dtype: torch.dtype
     seed: int
 
+    @memoize
     def tensors(self):
         gen = generator(self.seed)
         q = random_tensor((*self.batch, self.L, self.E), self.dtype, gen)
@@ -70,6 +75,7 @@ class AttentionCase:
         v = random_tensor((*self.batch, self.S, self.Ev), self.dtype, gen)
         return q, k, v
 
+    @memoize
     def mask(self, keep: float = 0.7, fully_masked_row: bool = True, broadcast: bool = False):
         """A bool mask of shape (*batch, L, S), or (L, S) with ``broadcast``."""
         shape = (self.L, self.S) if broadcast else (*self.batch, self.L, self.S)
@@ -107,6 +113,7 @@ class MHACase:
     bias: bool = True
     extras: dict = field(default_factory=dict, compare=False)
 
+    @memoize
     def weights(self) -> dict[str, torch.Tensor]:
         """Weights for ``q_proj``, ``k_proj``, ``v_proj``, ``out_proj`` (nn.Linear layout)."""
         gen = generator(self.seed)
@@ -118,6 +125,7 @@ class MHACase:
                 out[f"{name}.bias"] = random_tensor((self.d_model,), self.dtype, gen, 0.1)
         return out
 
+    @memoize
     def inputs(self):
         """(query, key) with key None for self-attention."""
         gen = generator(self.seed + 1)
@@ -129,6 +137,7 @@ class MHACase:
     def key_len(self) -> int:
         return self.S if self.cross else self.L
 
+    @memoize
     def key_mask(self, keep: float = 0.7) -> torch.Tensor:
         """(B, S) bool, True = real key; batch element 0 has no real key at all."""
         mask = torch.rand(self.B, self.key_len, generator=generator(self.seed + 2)) < keep
@@ -168,6 +177,7 @@ class ScoringCase:
     dtype: torch.dtype
     seed: int
 
+    @memoize
     def tensors(self):
         gen = generator(self.seed)
         query = random_tensor((self.B, self.Dq), self.dtype, gen)
@@ -175,6 +185,7 @@ class ScoringCase:
         values = random_tensor((self.B, self.T, self.Dv), self.dtype, gen)
         return query, keys, values
 
+    @memoize
     def mask(self, fully_masked_row: bool = True) -> torch.Tensor:
         """(B, T) bool, True = real position; a padded tail per row, and with
         ``fully_masked_row`` row 0 has no real position at all."""
@@ -215,6 +226,7 @@ class RNNCase:
     seed: int
     bias: bool = True
 
+    @memoize
     def params(self, offset: int = 0):
         """(W_ih, W_hh, b_ih, b_hh), biases None when bias=False."""
         gen = generator(self.seed + 10 + offset)
@@ -226,9 +238,11 @@ class RNNCase:
         return (W_ih, W_hh, random_tensor((G * self.H,), self.dtype, gen, scale),
                 random_tensor((G * self.H,), self.dtype, gen, scale))
 
+    @memoize
     def x(self) -> torch.Tensor:
         return random_tensor((self.T, self.B, self.I), self.dtype, generator(self.seed))
 
+    @memoize
     def state(self, offset: int = 0):
         gen = generator(self.seed + 20 + offset)
         h = random_tensor((self.B, self.H), self.dtype, gen)
