@@ -42,6 +42,35 @@ assert results and results[0].score == results[0].max_score, "the reference must
 """
 
 
+IN_PROCESS_BATCH = """
+import importlib.util, sys, time
+from autograder import assignment, submission
+from autograder.engine.inprocess import InProcessLauncher
+from autograder.engine.plugin import run_pytest
+from autograder.grade import CHUNK
+a = assignment.load(sys.argv[1])
+spec = importlib.util.spec_from_file_location("ref", a.reference)
+ref = importlib.util.module_from_spec(spec); spec.loader.exec_module(ref)
+subs = [submission.load(p, a.module) for p in sys.argv[2:]]
+def run(batch):
+    started = time.perf_counter()
+    for i in range(0, len(batch), CHUNK):
+        run_pytest(a, batch[i:i + CHUNK], InProcessLauncher(ref), lambda r: None)
+    return time.perf_counter() - started
+run(subs[:1])  # imports, first-call costs
+print((run(subs) - run(subs[:1])) / (len(subs) - 1))
+"""
+
+
+def in_process_marginal(assignment: str, subs: list[Path]) -> float:
+    """Seconds per extra submission when the batch's tests run in-process on the
+    submissions as trusted code: what the tests themselves cost, the floor that
+    the sandbox adds to."""
+    out = subprocess.run([sys.executable, "-c", IN_PROCESS_BATCH, assignment, *map(str, subs)],
+                         check=True, capture_output=True, text=True, cwd=ROOT)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def timed(cmd: list[str], **kwargs) -> float:
     started = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -84,8 +113,10 @@ def _tree_rss(root: int) -> tuple[int, int]:
     return sum(pss.get(p, 0) for p in tree), max((rss.get(p, 0) for p in tree), default=0)
 
 
-def grade(paths: list[Path], out: Path, jobs: int, assignment: str) -> tuple[float, int, int]:
-    """Wall seconds, peak summed RSS and peak single-process RSS of one CLI run."""
+def grade(paths: list[Path], out: Path, jobs: int, assignment: str,
+          sample_memory: bool = False) -> tuple[float, int, int]:
+    """Wall seconds, peak summed PSS and peak single-process RSS of one CLI run
+    (memory only when asked: reading every process's smaps costs CPU too)."""
     shutil.rmtree(out, ignore_errors=True)
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "autograder", "grade", assignment,
@@ -99,10 +130,12 @@ def grade(paths: list[Path], out: Path, jobs: int, assignment: str) -> tuple[flo
             peak[0], peak[1] = max(peak[0], total), max(peak[1], largest)
             time.sleep(0.25)
     sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    if sample_memory:
+        sampler.start()
     process.wait()
     elapsed = time.perf_counter() - started
-    sampler.join()
+    if sample_memory:
+        sampler.join()
     if process.returncode != 0:
         raise SystemExit(f"grading failed with exit code {process.returncode}")
     return elapsed, peak[0], peak[1]
@@ -134,12 +167,16 @@ def main() -> None:
             subs.append(path)
         one, _, _ = grade(subs[:1], tmp / "one", 1, assignment)
         jobs1, _, _ = grade(subs, tmp / "b1", 1, assignment)
-        jobs2, total, largest = grade(subs, tmp / "b2", 2, assignment)
+        jobs2, _, _ = grade(subs, tmp / "b2", 2, assignment)
+        _, total, largest = grade(subs[:16], tmp / "m2", 2, assignment, sample_memory=True)
         n = args.batch - 1
+        floor = in_process_marginal(assignment, subs)
         print(f"{assignment}, batch of {args.batch}: --jobs 1 {jobs1:.1f} s (marginal "
               f"{(jobs1 - one) / n:.2f} s/submission); --jobs 2 {jobs2:.1f} s (marginal "
               f"{(jobs2 - one) / n:.2f} s/submission), speed-up {jobs1 / jobs2:.2f}x")
-        print(f"peak memory at --jobs 2: {total / 2**30:.2f} GiB (PSS summed over the process "
+        print(f"the suite's own compute per submission (in-process, no sandbox, one core): "
+              f"{floor:.2f} s; --jobs 1 marginal = {(jobs1 - one) / n / floor:.1f}x that")
+        print(f"peak memory of a batch of 16 at --jobs 2: {total / 2**30:.2f} GiB (PSS summed over the process "
               f"tree), {largest / 2**30:.2f} GiB largest process (RSS)")
 
 

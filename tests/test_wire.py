@@ -23,6 +23,13 @@ def test_plain_data_roundtrips():
     assert type(back["a"]) is tuple and math.isnan(roundtrip(float("nan")))
 
 
+def test_bytes_travel_beside_tensors():
+    value = {"code": b"\x00\xffcode", "t": torch.arange(3), "empty": b"", "more": [b"ab"]}
+    back = roundtrip(value)
+    assert back["code"] == b"\x00\xffcode" and back["empty"] == b"" and back["more"] == [b"ab"]
+    assert torch.equal(back["t"], torch.arange(3))
+
+
 def test_decoded_tensors_are_fresh_plain_tensors():
     source = torch.arange(12.0).reshape(3, 4).t()  # non-contiguous
     back = roundtrip(source)
@@ -56,7 +63,8 @@ def test_tensor_with_attributes_is_refused():
 
 
 @pytest.mark.parametrize("data", [b"", b"\x00" * 8, wire.encode([1])[:-1] + b"x",
-                                  wire.encode(torch.ones(4))[:-3]])
+                                  wire.encode(torch.ones(4))[:-3],
+                                  wire.encode([b"abcd", torch.ones(1)])[:-5]])
 def test_malformed_frames_raise_wire_error(data):
     with pytest.raises(wire.WireError):
         wire.decode(data)

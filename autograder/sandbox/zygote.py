@@ -71,17 +71,6 @@ def _warm_up() -> None:
     gc.freeze()
 
 
-def _become_zygote() -> None:
-    """Warm up, then make the process cheap to fork: leave the network once for
-    every worker to inherit and back the heap with huge pages."""
-    from . import isolation
-    from .hugepages import collapse_private_memory
-
-    _warm_up()
-    isolation.leave_network()
-    collapse_private_memory()
-
-
 def _serve(control: socket.socket) -> None:
     """The zygote's loop: one request at a time from its single grader.
 
@@ -90,7 +79,12 @@ def _serve(control: socket.socket) -> None:
     times it does ask: a worker that died on its own is described to the student.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the grader's to handle
-    _become_zygote()
+    from . import isolation
+    from .hugepages import collapse_private_memory
+
+    _warm_up()
+    isolation.leave_network()  # once, for every worker to inherit
+
     statuses: dict[int, int] = {}
     children: set[int] = set()
     forgotten: set[int] = set()
@@ -106,6 +100,10 @@ def _serve(control: socket.socket) -> None:
                     statuses[pid] = status
 
     spare = _fork_spare(control)
+    # Back the heap with huge pages, so that forking and exiting each later
+    # worker is cheap; after forking the first spare, so the first test does
+    # not wait for it.
+    collapse_private_memory()
     while True:
         try:
             request = wire.recv(control.fileno())

@@ -5,7 +5,7 @@ from hypothesis import given, strategies as st
 
 from autograder.sandbox.session import StudentCodeError
 from autograder.testing import (assert_all_close, assert_close, fail, generator, mha_cases,
-                                random_tensor, unpack)
+                                memoize, random_tensor, unpack)
 from autograder.testing.oracles import mha_forward, torch_mha_forward
 
 KEY_MASK_HINT = ("key_mask is True for real keys (the opposite of nn.MultiheadAttention's "
@@ -110,10 +110,8 @@ def test_mha_gradients_match_torch(student, case):
     args = (query,) if memory is None else (query, memory)
     _, input_grads, param_grads = module.with_grad(args, grad_outputs=(grad_out, None),
                                                    wrt=tuple(range(len(args))), param_grads=True)
-    weights = {n: w.clone().requires_grad_(True) for n, w in case.weights().items()}
-    leaves = [a.clone().requires_grad_(True) for a in args]
-    out, _ = _differentiable_oracle(case, weights, *leaves)
-    expected = torch.autograd.grad(out, leaves + list(weights.values()), grad_out)
+    weights = case.weights()
+    expected = _expected_gradients(case, args, grad_out)
     tolerance = {"rtol": 1e-3, "atol": 1e-4} if case.dtype == torch.float32 else {}
     for i, name in enumerate(("query", "key")[:len(args)]):
         assert_close(input_grads[i], expected[i], what=f"the gradient of {name}", case=case,
@@ -122,6 +120,16 @@ def test_mha_gradients_match_torch(student, case):
     assert_all_close(param_grads, expected_params, what="the gradient of", case=case,
                      hint="every projection must take part in the forward pass through "
                           "differentiable operations.", **tolerance)
+
+
+@memoize
+def _expected_gradients(case, args, grad_out):
+    """Autograd through the oracle: gradients of the inputs, then of the weights
+    (in ``case.weights()`` order); once per case for the whole batch."""
+    weights = {n: w.clone().requires_grad_(True) for n, w in case.weights().items()}
+    leaves = [a.clone().requires_grad_(True) for a in args]
+    out, _ = _differentiable_oracle(case, weights, *leaves)
+    return torch.autograd.grad(out, leaves + list(weights.values()), grad_out)
 
 
 def _differentiable_oracle(case, weights, query, key=None):
