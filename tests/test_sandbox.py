@@ -21,6 +21,9 @@ def spin():
         pass
 def leave():
     os._exit(3)
+def noise():
+    import random
+    return torch.rand(3), random.random()
 """
 REQUEST = {"module": "m", "filename": "m.py", "source": SOURCE,
            "limits": {"cpu_seconds": 5}, "forbidden": []}
@@ -119,3 +122,16 @@ def test_private_memory_collapses_into_huge_pages():
         "print(int(huge[0].split()[1]))\n")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert int(out.stdout) >= 32 * 1024  # kB: at least half of the 64 MiB region
+
+
+def test_random_numbers_are_the_same_in_every_worker(zygote):
+    """Code that draws random numbers (e.g. an uninitialised nn.Linear) gets the
+    same ones in every worker, so its feedback is the same in every run."""
+    values = []
+    for _ in range(2):
+        session = WorkerSession(zygote, REQUEST, call_timeout=5, import_timeout=5)
+        try:
+            values.append(session.request("call", name="noise")["result"])
+        finally:
+            session.close()
+    assert torch.equal(values[0][0], values[1][0]) and values[0][1] == values[1][1]

@@ -10,6 +10,10 @@ for that submission and never reaches hypothesis, which therefore generates all
 its examples exactly as it would for a single passing submission; each
 submission's first failing example is the one it would have met alone, so its
 score and message do not depend on the rest of the batch.
+
+The examples hypothesis generated are recorded, and the next chunk of the batch
+(or the cataloged mistakes) replays them without running hypothesis's engine
+again: it would generate exactly the same ones, derandomised, at ~1 s a chunk.
 """
 
 from __future__ import annotations
@@ -20,12 +24,17 @@ from typing import Any, Callable
 from .student import Student, SubmissionState
 
 
+class ReplayExhausted(Exception):
+    """A replayed example needs a draw that was never recorded: run hypothesis."""
+
+
 class _SharedDraws:
     """``st.data()`` drawn inside a test body: the first submission draws, the
-    others replay the same values in the same order, so all see one input."""
+    others replay the same values in the same order, so all see one input.
+    Without ``data`` (a replayed example) only the recorded values exist."""
 
-    def __init__(self, data):
-        self.data, self.values = data, []
+    def __init__(self, data, values=None):
+        self.data, self.values = data, list(values or ())
 
     def cursor(self) -> "_DrawCursor":
         return _DrawCursor(self)
@@ -37,6 +46,8 @@ class _DrawCursor:
 
     def draw(self, strategy, label: Any = None):
         if self.position == len(self.shared.values):
+            if self.shared.data is None:
+                raise ReplayExhausted(label)
             self.shared.values.append(self.shared.data.draw(strategy, label))
         value = self.shared.values[self.position]
         self.position += 1
@@ -51,12 +62,20 @@ class FanOut:
         self.views: dict[str, Student] = {}
         self.failures: dict[str, BaseException] = {}
 
-    def wrap(self, body: Callable) -> Callable:
+    def wrap(self, body: Callable, record: list | None = None,
+             fixtures: frozenset = frozenset()) -> Callable:
+        """``body`` run for every submission; with ``record``, each example is
+        appended to it as (args, generated kwargs, draws) for :meth:`replay`."""
         # wraps: hypothesis derives the derandomised seed from the test's source.
         @functools.wraps(body)
         def run_for_each_submission(*args, **kwargs):
-            shared = {name: _SharedDraws(value) for name, value in kwargs.items()
-                      if type(value).__name__ == "DataObject"}
+            shared = {name: value if isinstance(value, _SharedDraws) else _SharedDraws(value)
+                      for name, value in kwargs.items()
+                      if isinstance(value, _SharedDraws) or type(value).__name__ == "DataObject"}
+            if record is not None:
+                record.append((args, {k: v for k, v in kwargs.items()
+                                      if k not in shared and k not in fixtures},
+                               {name: s.values for name, s in shared.items()}))
             for sid, state in self.states.items():
                 if sid in self.failures:
                     continue  # its first failure is its feedback
@@ -69,10 +88,24 @@ class FanOut:
                 try:
                     body(*args, **call_kwargs)
                 except Exception as exc:  # a wrong answer; KeyboardInterrupt stays the grader's
-                    if _is_hypothesis_control(exc):
+                    if isinstance(exc, ReplayExhausted) or _is_hypothesis_control(exc):
                         raise
                     self.failures[sid] = exc
         return run_for_each_submission
+
+    def replay(self, body: Callable, examples: list, fixtures: dict) -> None:
+        """Run recorded examples, as hypothesis ran them; raises ReplayExhausted
+        if one needs a value it did not record (then run hypothesis instead)."""
+        run = self.wrap(body)
+        for args, generated, draws in examples:
+            kwargs = dict(generated, **fixtures)
+            kwargs.update({name: _SharedDraws(None, values) for name, values in draws.items()})
+            try:
+                run(*args, **kwargs)
+            except Exception as exc:
+                if isinstance(exc, ReplayExhausted) or not _is_hypothesis_control(exc):
+                    raise
+                # assume(False): hypothesis discarded this example too
 
     def close(self) -> None:
         for view in self.views.values():

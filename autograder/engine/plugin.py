@@ -27,7 +27,7 @@ from ..testing.compare import GradingFailure
 from . import forbidden, mistakes
 from .inprocess import InProcessLauncher
 from .scoring import SubmissionResult, TestOutcome
-from .fanout import FanOut
+from .fanout import FanOut, ReplayExhausted
 from .student import Student, SubmissionState
 
 OUTPUT_SHOWN = 2000  # characters of a test's student output shown in its feedback
@@ -158,20 +158,34 @@ class GradingPlugin:
     def _run(self, pyfuncitem, states: dict[str, SubmissionState]) -> FanOut:
         test = pyfuncitem.obj
         kwargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
-        fan = FanOut(self.assignment, states, self.launcher)
         hypothesis_hook = getattr(test, "hypothesis", None)
-        try:
-            if hypothesis_hook is not None:
-                inner = hypothesis_hook.inner_test
-                hypothesis_hook.inner_test = fan.wrap(inner)
-                try:
-                    test(**kwargs)
-                finally:
-                    hypothesis_hook.inner_test = inner
-            else:
+        if hypothesis_hook is None:
+            fan = FanOut(self.assignment, states, self.launcher)
+            try:
                 fan.wrap(test)(**kwargs)
+            finally:
+                fan.close()
+            return fan
+        inner = hypothesis_hook.inner_test
+        key = (str(self.assignment.folder), self.assignment.max_examples, pyfuncitem.nodeid)
+        if key in _EXAMPLES:
+            fan = FanOut(self.assignment, states, self.launcher)
+            try:
+                fan.replay(inner, _EXAMPLES[key], kwargs)
+                return fan
+            except ReplayExhausted:
+                pass  # a submission went where no recorded one did: generate afresh
+            finally:
+                fan.close()
+        fan = FanOut(self.assignment, states, self.launcher)
+        recorded: list = []
+        hypothesis_hook.inner_test = fan.wrap(inner, recorded, frozenset(kwargs))
+        try:
+            test(**kwargs)
         finally:
+            hypothesis_hook.inner_test = inner
             fan.close()
+        _EXAMPLES[key] = recorded  # hypothesis finished: these are all its examples
         return fan
 
     def _explain(self, failure_text: str, variant_failures: dict[str, str]) -> list:
@@ -250,6 +264,9 @@ class GradingPlugin:
 MISTAKE = "mistake:"
 # (assignment folder, test node id) -> {mistake id: its failure, comparable}
 _VARIANT_FAILURES: dict[tuple[str, str], dict[str, str]] = {}
+# (assignment folder, max_examples, test node id) -> the examples hypothesis
+# generated for it, replayed by later chunks (see fanout.py)
+_EXAMPLES: dict[tuple[str, int, str], list] = {}
 
 
 def _comparable(text: str) -> str:

@@ -65,6 +65,7 @@ class Worker:
     # -- start-up -------------------------------------------------------
     def start(self) -> None:
         torch.set_num_threads(1)  # forked children deadlock in OpenMP otherwise
+        _seed_everything()  # code that draws random numbers gets the same ones every run
         filename = self.request["filename"]
         layers = self.prepared_layers + isolation.lock_down(
             isolation.Limits(**self.request["limits"]), keep_fds=(self.fd,))
@@ -205,6 +206,16 @@ class Worker:
     def op_convert(self, handle, dtype):
         self.handles[handle].to(getattr(torch, dtype))
         return None
+
+
+def _seed_everything(seed: int = 0) -> None:
+    import random
+
+    import numpy
+
+    random.seed(seed)
+    numpy.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 def _detached(value):
