@@ -209,13 +209,14 @@ class Worker:
 
 
 def _seed_everything(seed: int = 0) -> None:
+    """Python's ``random`` is reseeded from the OS at every fork and torch's
+    generator carries whatever the zygote left; numpy's was seeded once in the
+    zygote (``numpy.random.seed`` costs ~20 ms of page faults, too much per
+    worker) and nothing there draws from it since."""
     import random
 
-    import numpy
-
     random.seed(seed)
-    numpy.random.seed(seed)
-    torch.manual_seed(seed)
+    torch.default_generator.manual_seed(seed)
 
 
 def _detached(value):

@@ -63,6 +63,9 @@ def _warm_up() -> None:
     loss.backward()
     torch.nn.functional.scaled_dot_product_attention(y, y, y)
     wire.decode(wire.encode({"t": y.detach(), "l": [1, 2.0, "s", None, (True,)]}))
+    import numpy
+
+    numpy.random.seed(0)  # inherited by every worker (see worker._seed_everything)
     # Move everything to the permanent generation: a garbage collection in a
     # worker would otherwise touch every object and copy each page it lives on.
     import gc
