@@ -59,7 +59,8 @@ def _describe_tensor_problem(t: torch.Tensor, where: str) -> str | None:
 def encode(obj: Any) -> bytes:
     blobs: list[bytes] = []
 
-    def walk(value, where):
+    def walk(value, path):
+        # ``path`` (keys and indices from the top) becomes words only for a refusal.
         if value is None or type(value) in (bool, int, str):
             return value
         if type(value) is float:
@@ -68,7 +69,7 @@ def encode(obj: Any) -> bytes:
             blobs.append(value)
             return {"b": len(blobs) - 1, "n": len(value)}
         if isinstance(value, torch.Tensor):
-            problem = _describe_tensor_problem(value, where)
+            problem = _describe_tensor_problem(value, _where(path))
             if problem:
                 return {"refused": problem}
             data = value.detach().contiguous()
@@ -76,15 +77,24 @@ def encode(obj: Any) -> bytes:
             return {"t": len(blobs) - 1, "dtype": str(data.dtype).replace("torch.", ""),
                     "shape": list(data.shape)}
         if type(value) in (list, tuple):
-            items = [walk(v, f"{where}[{i}]") for i, v in enumerate(value)]
+            items = [walk(v, (path, i)) for i, v in enumerate(value)]
             return items if type(value) is list else {"tuple": items}
         if type(value) is dict:
-            return {"dict": [[k if type(k) in (str, int) else repr(k), walk(v, f"{where}[{k!r}]")]
+            return {"dict": [[k if type(k) in (str, int) else repr(k), walk(v, (path, k))]
                              for k, v in value.items()]}
-        return {"refused": f"{where} is a {type(value).__name__}, which the grader does not accept"}
+        return {"refused": f"{_where(path)} is a {type(value).__name__}, which the grader does not accept"}
 
-    text = json.dumps(walk(obj, "your result")).encode()
+    text = json.dumps(walk(obj, None)).encode()
     return _LENGTHS.pack(len(text), sum(len(b) for b in blobs)) + text + b"".join(blobs)
+
+
+def _where(path) -> str:
+    """(((None, 0), 'w') -> "your result[0]['w']"."""
+    steps = []
+    while path is not None:
+        path, step = path
+        steps.append(f"[{step!r}]")
+    return "your result" + "".join(reversed(steps))
 
 
 def decode(data: bytes) -> Any:
