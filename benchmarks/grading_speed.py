@@ -7,8 +7,10 @@ Prints, from one run, for each assignment: the time of `python -c "import
 torch"`, of the same test suite run in-process on the reference without the
 sandbox (torch import + the suite's own compute: the floor any grader pays),
 and of grading one submission with the CLI. For multihead_attention also a batch
-at --jobs 1 and --jobs 2: marginal seconds per submission, speed-up, and peak
-memory of the whole process tree. Ratios, not absolute targets: machines differ.
+at --jobs 1 and --jobs 2: marginal seconds per submission, speed-up, the same
+batch's tests run in-process on trusted copies (the tests' own cost per
+submission), and peak memory of the whole process tree. Ratios, not absolute
+targets: machines differ.
 """
 
 from __future__ import annotations
