@@ -72,7 +72,7 @@ def leave_network() -> bool:
     all of them costs ~1.2 ms once instead of per worker, and shares nothing a
     worker could use: sockets are denied by seccomp anyway."""
     global _network_left
-    if (sys.platform.startswith("linux") and os.geteuid() == 0
+    if (not _network_left and sys.platform.startswith("linux") and os.geteuid() == 0
             and _libc().unshare(_CLONE_NEWNET) == 0):
         _network_left = True
     return _network_left
