@@ -21,16 +21,22 @@ from .engine.scoring import SubmissionResult
 from .sandbox.zygote import start_launcher
 
 
-def check(assignment_id: str, path: str | None, console: Console, verbose: bool = False) -> int:
+def check(assignment_id: str, path: str | None, console: Console, verbose: bool = False,
+          launcher=None) -> int:
+    """``launcher``: one the caller started early (see ``cli._check``), else one
+    is started (and stopped) here."""
     assignment = assignments.load(assignment_id)
     target = Path(path) if path else Path.cwd() / assignment.module
     sub = submissions.load(target, assignment.module)
-    launcher = start_launcher(many_workers=False)  # the public tests only
+    own = launcher is None
+    if own:
+        launcher = start_launcher(many_workers=False)  # the public tests only
     results: list[SubmissionResult] = []
     try:
         plugin = run_pytest(assignment, [sub], launcher, results.append, include_hidden=False)
     finally:
-        launcher.close()
+        if own:
+            launcher.close()
     if plugin.errors or not results:
         for error in plugin.errors:
             console.print(f"[red]grader error:[/] {error}")

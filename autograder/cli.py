@@ -103,11 +103,23 @@ def _list(args, console: Console) -> int:
 
 
 def _check(args, console: Console) -> int:
-    from .check import check
-    return check(args.assignment, args.path, console, verbose=args.verbose)
+    # The sandbox first: its zygote warms up (~1 s) while the grading engine
+    # (pytest, hypothesis) is imported, instead of after, so a student waits less.
+    from .sandbox.zygote import start_launcher
+    launcher = start_launcher(many_workers=False)
+    try:
+        from .check import check
+        return check(args.assignment, args.path, console, verbose=args.verbose,
+                     launcher=launcher)
+    finally:
+        launcher.close()
 
 
 def _grade(args, console: Console) -> int:
+    launcher = None
+    if args.jobs == 1 and args.executor == "local":  # as in _check: warm up while importing
+        from .sandbox.zygote import start_launcher
+        launcher = start_launcher()
     from .grade import UsageError, grade
     from .report.progress import batch_progress
     executor = None
@@ -118,10 +130,13 @@ def _grade(args, console: Console) -> int:
         with batch_progress(len(args.submissions), f"grading {args.assignment}") as advance:
             outcome = grade(args.assignment, args.submissions, args.out, jobs=args.jobs,
                             resume=args.resume, include_hidden=not args.public_only,
-                            progress=advance, executor=executor)
+                            progress=advance, executor=executor, launcher=launcher)
     except UsageError as exc:
         console.print(f"[red]error:[/] {exc}")
         return EXIT_USAGE
+    finally:
+        if launcher is not None:
+            launcher.close()
     _print_batch(outcome.results, args.assignment, console)
     if args.verbose and outcome.results:
         layers = next((r.sandbox_layers for r in outcome.results if r.sandbox_layers), [])

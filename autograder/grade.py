@@ -62,10 +62,11 @@ def read_record(out: Path, sid: str) -> SubmissionResult | None:
 
 def grade(assignment_id: str, paths: list[str], out: Path, jobs: int = 1, resume: bool = False,
           include_hidden: bool = True, progress: Callable[[str], None] = lambda sid: None,
-          executor=None) -> BatchOutcome:
+          executor=None, launcher=None) -> BatchOutcome:
     """Grade ``paths`` into ``out``; ``progress(sid)`` is called as each one is
     done; ``executor`` (e.g. :class:`.executors.dask.DaskExecutor`) grades
-    elsewhere instead of in local processes."""
+    elsewhere instead of in local processes. ``launcher``: a sandbox the caller
+    started early, used when grading in this process (the caller closes it)."""
     assignment = assignments.load(assignment_id)
     subs = [submissions.load(p, assignment.module) for p in paths]
     seen: dict[str, Path] = {}
@@ -93,7 +94,8 @@ def grade(assignment_id: str, paths: list[str], out: Path, jobs: int = 1, resume
         if executor is not None:
             outcome.errors += executor.grade(assignment, todo, on_result, include_hidden)
         elif jobs == 1:
-            outcome.errors += _grade_share(assignment, todo, on_result, include_hidden, threads=None)
+            outcome.errors += _grade_share(assignment, todo, on_result, include_hidden, threads=None,
+                                           launcher=launcher)
         else:
             outcome.errors += _grade_parallel(assignment, todo, on_result, include_hidden, jobs,
                                               progress)
@@ -118,9 +120,11 @@ def _remove_stale_temporaries(out: Path) -> None:
             stale.unlink(missing_ok=True)
 
 
-def _grade_share(assignment, subs, on_result, include_hidden, threads) -> list[str]:
+def _grade_share(assignment, subs, on_result, include_hidden, threads, launcher=None) -> list[str]:
     """Grade ``subs`` in this process, chunk by chunk."""
-    launcher = start_launcher()  # before run_pytest loads the reference and hidden tests
+    own = launcher is None
+    if own:
+        launcher = start_launcher()  # before run_pytest loads the reference and hidden tests
     try:
         if threads:
             import torch
@@ -133,7 +137,8 @@ def _grade_share(assignment, subs, on_result, include_hidden, threads) -> list[s
             errors += plugin.errors
         return errors
     finally:
-        launcher.close()
+        if own:
+            launcher.close()
 
 
 def _grade_parallel(assignment, subs, on_result, include_hidden, jobs, progress) -> list[str]:
