@@ -1,4 +1,5 @@
-"""Whole batches: killed part-way and resumed, and graded on a Dask cluster."""
+"""Whole batches: killed part-way and resumed, split between CPUs, and graded on a
+Dask cluster."""
 
 import json
 import os
@@ -85,3 +86,30 @@ def test_dask_executor_on_a_local_cluster(tmp_path):
     assert {r.submission: r.score for r in outcome.results} == \
         {"student00": 100, "student01": 0, "student02": 40}
     assert (tmp_path / "out" / "student02" / "feedback.html").is_file()
+
+
+def _affinity_after_share(index, jobs):
+    """The CPUs a forked grader process keeps after taking its share."""
+    from autograder.grade import _keep_to_cpu_share
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        _keep_to_cpu_share(index, jobs)
+        os.write(write_end, json.dumps(sorted(os.sched_getaffinity(0))).encode())
+        os._exit(0)
+    os.close(write_end)
+    data = os.read(read_end, 65536)
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    return json.loads(data)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs two CPUs and sched_setaffinity")
+def test_parallel_graders_each_keep_to_their_share_of_cpus():
+    cpus = sorted(os.sched_getaffinity(0))
+    shares = [_affinity_after_share(i, 2) for i in range(2)]
+    assert shares == [cpus[0::2], cpus[1::2]]
+    # more grader processes than CPUs: the scheduler balances them, none is pinned
+    assert _affinity_after_share(0, len(cpus) + 1) == cpus
