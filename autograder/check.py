@@ -8,6 +8,7 @@ course's grader.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 from rich.console import Console
@@ -28,15 +29,10 @@ def check(assignment_id: str, path: str | None, console: Console, verbose: bool 
     assignment = assignments.load(assignment_id)
     target = Path(path) if path else Path.cwd() / assignment.module
     sub = submissions.load(target, assignment.module)
-    own = launcher is None
-    if own:
-        launcher = start_launcher(many_workers=False)  # the public tests only
     results: list[SubmissionResult] = []
-    try:
+    # Public tests only: a handful of workers (see start_launcher).
+    with nullcontext(launcher) if launcher else start_launcher(many_workers=False) as launcher:
         plugin = run_pytest(assignment, [sub], launcher, results.append, include_hidden=False)
-    finally:
-        if own:
-            launcher.close()
     if plugin.errors or not results:
         for error in plugin.errors:
             console.print(f"[red]grader error:[/] {error}")

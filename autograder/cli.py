@@ -106,13 +106,10 @@ def _check(args, console: Console) -> int:
     # The sandbox first: its zygote warms up (~1 s) while the grading engine
     # (pytest, hypothesis) is imported, instead of after, so a student waits less.
     from .sandbox.zygote import start_launcher
-    launcher = start_launcher(many_workers=False)
-    try:
+    with start_launcher(many_workers=False) as launcher:
         from .check import check
         return check(args.assignment, args.path, console, verbose=args.verbose,
                      launcher=launcher)
-    finally:
-        launcher.close()
 
 
 def _grade(args, console: Console) -> int:
@@ -190,12 +187,20 @@ def _rule_failed(results, rule: str) -> bool:
                for r in results for t in r.tests)
 
 
-def _build(args, console: Console) -> int:
+def _chosen(args, console: Console) -> list[str]:
+    """The assignments a command names, or all with --all; none is a usage error."""
     from . import assignment as assignments
-    from .release import kits
     ids = assignments.available() if args.all else args.assignments
     if not ids:
         console.print("[red]error:[/] name assignments or use --all")
+    return ids
+
+
+def _build(args, console: Console) -> int:
+    from . import assignment as assignments
+    from .release import kits
+    ids = _chosen(args, console)
+    if not ids:
         return EXIT_USAGE
     for assignment_id in ids:
         for path in kits.write(assignments.load(assignment_id), args.out,
@@ -205,11 +210,9 @@ def _build(args, console: Console) -> int:
 
 
 def _validate(args, console: Console) -> int:
-    from . import assignment as assignments
     from .validate import validate
-    ids = assignments.available() if args.all else args.assignments
+    ids = _chosen(args, console)
     if not ids:
-        console.print("[red]error:[/] name assignments or use --all")
         return EXIT_USAGE
     failures = 0
     for assignment_id in ids:
@@ -237,6 +240,3 @@ def _templates(args, console: Console) -> int:
 
 _COMMANDS = {"list": _list, "check": _check, "grade": _grade, "build": _build,
              "validate": _validate, "templates": _templates}
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,6 +13,7 @@ import json
 import os
 import selectors
 import sys
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -122,10 +123,8 @@ def _remove_stale_temporaries(out: Path) -> None:
 
 def _grade_share(assignment, subs, on_result, include_hidden, threads, launcher=None) -> list[str]:
     """Grade ``subs`` in this process, chunk by chunk."""
-    own = launcher is None
-    if own:
-        launcher = start_launcher()  # before run_pytest loads the reference and hidden tests
-    try:
+    # Started before run_pytest loads the reference and hidden tests.
+    with nullcontext(launcher) if launcher else start_launcher() as launcher:
         if threads:
             import torch
             torch.set_num_threads(threads)
@@ -136,9 +135,6 @@ def _grade_share(assignment, subs, on_result, include_hidden, threads, launcher=
                                 include_hidden)
             errors += plugin.errors
         return errors
-    finally:
-        if own:
-            launcher.close()
 
 
 def _keep_to_cpu_share(index: int, jobs: int) -> None:

@@ -160,32 +160,34 @@ class GradingPlugin:
         kwargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
         hypothesis_hook = getattr(test, "hypothesis", None)
         if hypothesis_hook is None:
-            fan = FanOut(self.assignment, states, self.launcher)
-            try:
-                fan.wrap(test)(**kwargs)
-            finally:
-                fan.close()
-            return fan
+            return self._fan_out(states, lambda fan: fan.wrap(test)(**kwargs))
         inner = hypothesis_hook.inner_test
         key = (str(self.assignment.folder), self.assignment.max_examples, pyfuncitem.nodeid)
         if key in _EXAMPLES:
-            fan = FanOut(self.assignment, states, self.launcher)
             try:
-                fan.replay(inner, _EXAMPLES[key], kwargs)
-                return fan
+                return self._fan_out(states, lambda fan: fan.replay(inner, _EXAMPLES[key], kwargs))
             except ReplayExhausted:
                 pass  # a submission went where no recorded one did: generate afresh
-            finally:
-                fan.close()
-        fan = FanOut(self.assignment, states, self.launcher)
         recorded: list = []
-        hypothesis_hook.inner_test = fan.wrap(inner, recorded, frozenset(kwargs))
-        try:
-            test(**kwargs)
-        finally:
-            hypothesis_hook.inner_test = inner
-            fan.close()
+
+        def generate(fan: FanOut) -> None:
+            hypothesis_hook.inner_test = fan.wrap(inner, recorded, frozenset(kwargs))
+            try:
+                test(**kwargs)
+            finally:
+                hypothesis_hook.inner_test = inner
+
+        fan = self._fan_out(states, generate)
         _EXAMPLES[key] = recorded  # hypothesis finished: these are all its examples
+        return fan
+
+    def _fan_out(self, states: dict[str, SubmissionState], run: Callable[[FanOut], None]) -> FanOut:
+        """A fan-out over ``states`` driven by ``run``; its workers stop at the end."""
+        fan = FanOut(self.assignment, states, self.launcher)
+        try:
+            run(fan)
+        finally:
+            fan.close()
         return fan
 
     def _explain(self, failure_text: str, variant_failures: dict[str, str]) -> list:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import ctypes
 import sys
 
+from .isolation import libc
+
 _MADV_COLLAPSE = 25
 _HUGE = 2 << 20
 
@@ -26,13 +28,13 @@ def collapse_private_memory() -> int:
     """Collapse this process's private writable anonymous memory into huge pages.
 
     Returns how many mappings were collapsed whole; 0 where the kernel cannot
-    do it (a mapping that fails part-way keeps the parts that worked). Call once, in the zygote, after everything is imported.
+    do it (a mapping that fails part-way keeps the parts that worked). Call
+    once, in the zygote, after everything is imported.
     """
     if not sys.platform.startswith("linux"):
         return 0
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        madvise = libc.madvise
+        madvise = libc().madvise
         madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
         with open("/proc/self/maps") as maps:
             regions = [line.split() for line in maps]

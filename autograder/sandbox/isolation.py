@@ -46,7 +46,8 @@ class Limits:
 _LIBC = None
 
 
-def _libc():
+def libc():
+    """The C library (loaded once), for the calls Python does not wrap."""
     global _LIBC
     if _LIBC is None:
         _LIBC = ctypes.CDLL(None, use_errno=True)
@@ -58,9 +59,14 @@ def warm_up() -> None:
     page by page, from the zygote's memory) is done once and inherited."""
     global _prepared_filter, _own_size
     if sys.platform.startswith("linux"):
-        _libc()
+        libc()
         _prepared_filter = _build_seccomp()
         _own_size = _vm_size_bytes()
+
+
+def die_with_parent() -> bool:
+    """Ask the kernel to SIGKILL this process when its parent dies (Linux)."""
+    return sys.platform.startswith("linux") and libc().prctl(_PR_SET_PDEATHSIG, 9, 0, 0, 0) == 0
 
 
 _network_left = False
@@ -73,7 +79,7 @@ def leave_network() -> bool:
     worker could use: sockets are denied by seccomp anyway."""
     global _network_left
     if (not _network_left and sys.platform.startswith("linux") and os.geteuid() == 0
-            and _libc().unshare(_CLONE_NEWNET) == 0):
+            and libc().unshare(_CLONE_NEWNET) == 0):
         _network_left = True
     return _network_left
 
@@ -95,10 +101,9 @@ def prepare() -> list[str]:
     active = ["separate process"]
     os.setsid()
     active.append("own session")
-    libc = _libc() if sys.platform.startswith("linux") else None
-    if libc is not None and libc.prctl(_PR_SET_PDEATHSIG, 9, 0, 0, 0) == 0:
+    if die_with_parent():
         active.append("dies with its parent")
-    if _network_left or leave_network():
+    if leave_network():
         active.append("no network (a network namespace without interfaces)")
     return active
 
@@ -108,7 +113,6 @@ def lock_down(limits: Limits, keep_fds: tuple[int, ...]) -> list[str]:
     active = []
     linux = sys.platform.startswith("linux")
     root = hasattr(os, "geteuid") and os.geteuid() == 0
-    libc = _libc() if linux else None
     _close_fds(keep_fds)
     active.append("inherited files closed")
 
@@ -140,7 +144,7 @@ def lock_down(limits: Limits, keep_fds: tuple[int, ...]) -> list[str]:
             active.append("unprivileged user (nobody)")
         except OSError:
             pass
-    if libc is not None and libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0:
+    if linux and libc().prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0:
         active.append("no new privileges")
     if linux and _load_seccomp():
         active.append("seccomp (no exec, fork, kill, sockets or file opening)")
@@ -217,4 +221,4 @@ def _load_seccomp() -> bool:
         return False
     code = ctypes.create_string_buffer(program, len(program))
     fprog = _SockFprog(len(program) // 8, ctypes.cast(code, ctypes.c_void_p))
-    return _libc().prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) == 0
+    return libc().prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) == 0

@@ -72,10 +72,9 @@ def encode(obj: Any) -> bytes:
             problem = _describe_tensor_problem(value, _where(path))
             if problem:
                 return {"refused": problem}
-            data = value.detach().contiguous()
-            blobs.append(data.reshape(-1).view(torch.uint8).numpy().tobytes() if data.numel() else b"")
-            return {"t": len(blobs) - 1, "dtype": str(data.dtype).replace("torch.", ""),
-                    "shape": list(data.shape)}
+            blobs.append(tensor_bytes(value))
+            return {"t": len(blobs) - 1, "dtype": str(value.dtype).replace("torch.", ""),
+                    "shape": list(value.shape)}
         if type(value) in (list, tuple):
             items = [walk(v, (path, i)) for i, v in enumerate(value)]
             return items if type(value) is list else {"tuple": items}
@@ -86,6 +85,12 @@ def encode(obj: Any) -> bytes:
 
     text = json.dumps(walk(obj, None)).encode()
     return _LENGTHS.pack(len(text), sum(len(b) for b in blobs)) + text + b"".join(blobs)
+
+
+def tensor_bytes(t: torch.Tensor) -> bytes:
+    """A tensor's elements as raw bytes, in row-major order."""
+    data = t.detach().contiguous()
+    return data.reshape(-1).view(torch.uint8).numpy().tobytes() if data.numel() else b""
 
 
 def _where(path) -> str:

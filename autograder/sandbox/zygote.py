@@ -185,6 +185,14 @@ def _fork_spare(control: socket.socket) -> tuple[int, socket.socket]:
 
 
 class _Launcher:
+    """What every launcher offers; ``with launcher:`` closes it at the end."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
     def open_session(self, request: dict, call_timeout: float, import_timeout: float):
         """A worker for ``request``, ready to answer (see :class:`.session.WorkerSession`)."""
         from .session import WorkerSession
@@ -202,10 +210,9 @@ class Zygote(_Launcher):
         if pid == 0:
             grader_end.close()
             try:
-                if sys.platform.startswith("linux"):
-                    import ctypes
+                from .isolation import die_with_parent
 
-                    ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # die with the grader
+                die_with_parent()  # with the grader
                 _serve(zygote_end, huge_pages)
             except BaseException:
                 import traceback

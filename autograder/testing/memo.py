@@ -13,14 +13,14 @@ from typing import Any, Callable
 
 import torch
 
+from ..sandbox.wire import tensor_bytes
+
 MAX_ENTRIES = 4096
 
 
 def _key(value: Any):
     if isinstance(value, torch.Tensor):
-        data = value.detach().contiguous()
-        digest = hashlib.blake2b(data.reshape(-1).view(torch.uint8).numpy().tobytes() if data.numel() else b"",
-                                 digest_size=16).digest()
+        digest = hashlib.blake2b(tensor_bytes(value), digest_size=16).digest()
         return ("T", str(value.dtype), tuple(value.shape), digest)
     if isinstance(value, (list, tuple)):
         return (type(value).__name__, tuple(_key(v) for v in value))

@@ -146,8 +146,7 @@ def decoder_step(y_prev, s_prev, enc_outputs, params, enc_mask=None):
     weights = softmax(bahdanau_scores(s_prev, enc_outputs, params["W_q"], params["W_k"],
                                       params["v"]), enc_mask)
     context = torch.bmm(weights.unsqueeze(1), enc_outputs).squeeze(1)
-    cell = torch.nn.functional.linear(torch.cat([y_prev, context], -1), params["W_ih"],
-                                      params["b_ih"])
+    cell = F.linear(torch.cat([y_prev, context], -1), params["W_ih"], params["b_ih"])
     s_new = torch.tanh(cell + F.linear(s_prev, params["W_hh"], params["b_hh"]))
     return s_new, context, weights
 
