@@ -19,20 +19,20 @@ from . import assignment as assignments
 from . import submission as submissions
 from .engine.plugin import run_pytest
 from .engine.scoring import SubmissionResult
-from .sandbox.zygote import start_launcher
+from .sandbox.zygote import shared_launcher
 
 
 def check(assignment_id: str, path: str | None, console: Console, verbose: bool = False,
           launcher=None) -> int:
     """``launcher``: one the caller started early (see ``cli._check``), else one
     is started (and stopped) here."""
+    # Before anything secret is read; public tests only: a handful of workers.
+    launcher = launcher or shared_launcher(many_workers=False)
     assignment = assignments.load(assignment_id)
     target = Path(path) if path else Path.cwd() / assignment.module
     sub = submissions.load(target, assignment.module)
     results: list[SubmissionResult] = []
-    # Public tests only: a handful of workers (see start_launcher).
-    with nullcontext(launcher) if launcher else start_launcher(many_workers=False) as launcher:
-        plugin = run_pytest(assignment, [sub], launcher, results.append, include_hidden=False)
+    plugin = run_pytest(assignment, [sub], launcher, results.append, include_hidden=False)
     if plugin.errors or not results:
         for error in plugin.errors:
             console.print(f"[red]grader error:[/] {error}")

@@ -105,8 +105,8 @@ def _list(args, console: Console) -> int:
 def _check(args, console: Console) -> int:
     # The sandbox first: its zygote warms up (~1 s) while the grading engine
     # (pytest, hypothesis) is imported, instead of after, so a student waits less.
-    from .sandbox.zygote import start_launcher
-    with start_launcher(many_workers=False) as launcher:
+    from .sandbox.zygote import shared_launcher
+    with shared_launcher(many_workers=False) as launcher:
         from .check import check
         return check(args.assignment, args.path, console, verbose=args.verbose,
                      launcher=launcher)
@@ -114,9 +114,9 @@ def _check(args, console: Console) -> int:
 
 def _grade(args, console: Console) -> int:
     launcher = None
-    if args.jobs == 1 and args.executor == "local":  # as in _check: warm up while importing
-        from .sandbox.zygote import start_launcher
-        launcher = start_launcher()
+    if args.executor == "local":  # as in _check: warm up while importing, before any secret
+        from .sandbox.zygote import shared_launcher
+        launcher = shared_launcher()
     from .grade import UsageError, grade
     from .report.progress import batch_progress
     executor = None

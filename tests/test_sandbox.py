@@ -51,7 +51,8 @@ def test_all_layers_are_active_as_root(zygote):
     session = WorkerSession(zygote, REQUEST, call_timeout=5, import_timeout=5)
     session.close()
     text = " ".join(session.layers)
-    for layer in ("network namespace", "nobody", "no new privileges", "seccomp", "rlimits"):
+    for layer in ("network namespace", "uid", "no new privileges", "seccomp allowlist", "rlimits",
+                  "Landlock", "filesystem view", "private /tmp", "IPC namespace"):
         assert layer in text
 
 

@@ -70,7 +70,9 @@ class DaskExecutor:
         unreadable = [s for s in subs if s.source is None]
         if unreadable:  # nothing runs for them: graded here, where their problem is known
             from ..grade import _grade_share
-            errors += _grade_share(assignment, unreadable, on_result, include_hidden, None)
+            from ..sandbox.zygote import NoWorkers
+            errors += _grade_share(assignment, unreadable, on_result, include_hidden, None,
+                                   NoWorkers())
         futures = [client.submit(grade_chunk, assignment.id, assignment.module,
                                  [(s.id, s.source) for s in readable[i:i + self.chunk]],
                                  include_hidden, str(course_root()), pure=False)

@@ -88,22 +88,25 @@ python3.11 -m venv /opt/autograder-venv
 /opt/autograder-venv/bin/pip install --upgrade pip
 /opt/autograder-venv/bin/pip install torch==2.13.0 --index-url {index}
 /opt/autograder-venv/bin/pip install -r /autograder/source/requirements.txt
-# Student code runs as an unprivileged user: it must be able to read (never write)
-# the interpreter and the grader's code.
-chmod -R a+rX,go-w /opt/autograder-venv /autograder/source
+# Student code runs as unprivileged users of its own: it must be able to read
+# (never write) the interpreter and its packages, and nothing of the course.
+chmod -R a+rX,go-w /opt/autograder-venv
+chmod -R o= /autograder/source
 """
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
 # Gradescope's entry point: grade /autograder/submission (a .py, a notebook, or
 # the unpacked zip) and write /autograder/results/results.json. Student code runs
-# in sandboxed workers as user nobody, which cannot write the results folder.
+# in sandboxed workers (README, "Security") that see neither the course nor the
+# results folder; as a second layer, both are closed to other users, as
+# Gradescope's own guidance says (chmod o=).
 set -uo pipefail
 root=${{AUTOGRADER_ROOT:-/autograder}}
 python=${{AUTOGRADER_PYTHON:-/opt/autograder-venv/bin/python}}
 export AUTOGRADER_COURSE="$root/source/course"
 work=$(mktemp -d)
 mkdir -p "$root/results"
-chmod 755 "$root/results"
+chmod -R o= "$root/source" "$root/results"
 cd "$root/source/course"
 "$python" -m autograder grade {assignment} "$root/submission" --out "$work/out"
 if [ -f "$work/out/submission/results.json" ]; then

@@ -18,7 +18,7 @@ from __future__ import annotations
 import ctypes
 import sys
 
-from .isolation import libc
+from .isolation import libc, proc_self
 
 _MADV_COLLAPSE = 25
 _HUGE = 2 << 20
@@ -36,8 +36,7 @@ def collapse_private_memory() -> int:
     try:
         madvise = libc().madvise
         madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-        with open("/proc/self/maps") as maps:
-            regions = [line.split() for line in maps]
+        regions = [line.split() for line in proc_self("maps").splitlines()]
     except (OSError, AttributeError):
         return 0
     collapsed = 0

@@ -10,30 +10,40 @@ a separate process remain, which is fine for advisory local checks.
 from __future__ import annotations
 
 import ctypes
-import errno
 import os
-import resource
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
+
+try:
+    import resource
+except ImportError:  # Windows: no rlimits; the grader's deadlines still apply
+    resource = None
+
+from . import filesystem_view, landlock, syscall_policy
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_NO_NEW_PRIVS = 38
 _CLONE_NEWNET = 0x40000000
-_CLONE_THREAD = 0x00010000
-NOBODY = 65534
+_CLONE_NEWIPC = 0x08000000
 
-# Denied to student code. Processes and exec (fork bombs, shelling out), signals
-# to others (killing the grader), sockets (exfiltration), tracing and reading
-# other processes' memory, and opening files (reading the reference or hidden
-# tests from disk, writing a results.json): everything a grading call needs is
-# already in memory before the filter is loaded.
-DENIED_SYSCALLS = (
-    "socket", "socketpair", "connect", "execve", "execveat", "fork", "vfork",
-    "ptrace", "kill", "tkill", "tgkill", "process_vm_readv", "process_vm_writev",
-    "open", "openat", "openat2", "creat", "mkdir", "mkdirat", "unlink", "unlinkat",
-    "rename", "renameat", "renameat2", "link", "linkat", "symlink", "symlinkat",
-    "chmod", "fchmodat", "truncate", "mount", "unshare", "setns", "bpf",
-)
+# Each worker runs as a uid of its own, derived from its pid (unique among
+# live processes): workers cannot signal, trace or share files with one
+# another, and RLIMIT_NPROC counts each alone. Far above any real account;
+# AUTOGRADER_WORKER_UID_BASE moves the range where that is not so.
+UID_BASE = int(os.environ.get("AUTOGRADER_WORKER_UID_BASE", 0x40000000))
+
+
+# For the framework's own tests only: prove that each attack test fails when
+# the layer it relies on is gone (set in the grader's environment, read when
+# the zygote starts; a submission cannot set it). Names: view, landlock,
+# seccomp, uid, ipc, tmp.
+DISABLED = frozenset(filter(None, os.environ.get("AUTOGRADER_DISABLE_LAYERS", "").split(",")))
+
+
+def worker_uid(pid: int) -> int:
+    return UID_BASE + pid % (1 << 24)
 
 
 @dataclass(frozen=True)
@@ -56,12 +66,61 @@ def libc():
 
 def warm_up() -> None:
     """Run in the zygote: what every worker would otherwise redo (and copy,
-    page by page, from the zygote's memory) is done once and inherited."""
-    global _prepared_filter, _own_size
-    if sys.platform.startswith("linux"):
-        libc()
-        _prepared_filter = _build_seccomp()
-        _own_size = _vm_size_bytes()
+    page by page, from the zygote's memory) is done once and inherited. The
+    filesystem view is entered here, so every worker is forked inside it."""
+    global _view, _readable, _filters, _own_size, _tmp_root, _proc_self_fd
+    if not sys.platform.startswith("linux"):
+        return
+    libc()
+    _own_size = _vm_size_bytes()
+    _proc_self_fd = os.open("/proc/self", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    _readable = filesystem_view.readable_paths()
+    _view = "view" not in DISABLED and filesystem_view.enter_view(_readable)
+    if not _view:
+        # Workers' temporary folders, one per worker (see worker_tmp), removed
+        # by the zygote as it reaps each worker.
+        _tmp_root = tempfile.mkdtemp(prefix="autograder-workers-")
+        os.chmod(_tmp_root, 0o711)
+    _filters = {allow_open: syscall_policy.build(allow_open) for allow_open in (True, False)}
+
+
+_view = False
+_proc_self_fd: int | None = None  # the zygote's /proc/self, opened before the view hides /proc
+_readable: list[str] = []
+_filters: dict[bool, bytes | None] = {}
+_tmp_root: str | None = None
+
+
+def proc_self(name: str) -> str:
+    """A file of this process's /proc/self (the zygote's, also inside the view)."""
+    if _proc_self_fd is None:
+        with open(f"/proc/self/{name}") as handle:
+            return handle.read()
+    fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=_proc_self_fd)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks).decode()
+    finally:
+        os.close(fd)
+
+
+def worker_tmp(pid: int) -> str | None:
+    """The temporary folder of worker ``pid`` where it has no private /tmp."""
+    return None if _tmp_root is None else os.path.join(_tmp_root, str(pid))
+
+
+def forget_worker(pid: int) -> None:
+    """In the zygote, once worker ``pid`` is reaped: remove what it left."""
+    folder = worker_tmp(pid)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_tmp_root() -> None:
+    if _tmp_root is not None:
+        shutil.rmtree(_tmp_root, ignore_errors=True)
 
 
 def die_with_parent() -> bool:
@@ -86,10 +145,9 @@ def leave_network() -> bool:
 
 def _vm_size_bytes() -> int:
     try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmSize:"):
-                    return int(line.split()[1]) * 1024
+        for line in proc_self("status").splitlines():
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
     except OSError:
         pass
     return 0
@@ -109,17 +167,75 @@ def prepare() -> list[str]:
 
 
 def lock_down(limits: Limits, keep_fds: tuple[int, ...]) -> list[str]:
-    """The rest, once the request is known. Returns the layers it applied."""
+    """The rest, once the request is known. Returns the layers it applied.
+    Order matters: namespaces and the private /tmp need root, so they come
+    before the uid is dropped; Landlock and seccomp come last, as they would
+    deny the calls made before them."""
     active = []
     linux = sys.platform.startswith("linux")
     root = hasattr(os, "geteuid") and os.geteuid() == 0
     _close_fds(keep_fds)
     active.append("inherited files closed")
+    uid = worker_uid(os.getpid()) if root and "uid" not in DISABLED else None
 
+    if _view:
+        active.append("filesystem view: the Python installation read-only, nothing else")
+    tmp = None
+    if linux and root and "ipc" not in DISABLED and libc().unshare(_CLONE_NEWIPC) == 0:
+        active.append("own IPC namespace")
+    if _view and root and filesystem_view.private_tmp(uid):
+        tmp = "/tmp"
+        active.append("private /tmp")
+    elif worker_tmp(os.getpid()) is not None:
+        tmp = worker_tmp(os.getpid())
+        try:
+            os.mkdir(tmp, 0o700)
+            if uid is not None:
+                os.chown(tmp, uid, uid)
+        except OSError:
+            tmp = None
+    _private_environment(tmp)
+
+    if resource is not None:
+        active.append(_set_rlimits(limits))
+    if uid is not None:  # fails closed: a worker that stays root never runs student code
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+        active.append(f"unprivileged user of its own (uid {uid})")
+    if linux and libc().prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0:
+        active.append("no new privileges")
+    confined = False
+    if linux and "landlock" not in DISABLED:
+        enforced = landlock.restrict(_readable + list(filesystem_view.DEVICES),
+                                     [tmp] if tmp else [])
+        if enforced:
+            confined = True
+            active.append("Landlock (" + ", ".join(enforced) + ")")
+    confined = confined or _view
+    if linux and "seccomp" not in DISABLED and _load_seccomp(allow_open=confined):
+        active.append("seccomp allowlist" + ("" if confined else " (no file opening)"))
+    return active
+
+
+def _private_environment(tmp: str | None) -> None:
+    """Where libraries look for a home and a temporary folder, and a plotting
+    backend that never opens a window (``plt.show()`` is harmless)."""
+    for name in list(os.environ):
+        if name.startswith("AUTOGRADER"):
+            del os.environ[name]
+    if tmp:
+        os.environ.update(TMPDIR=tmp, HOME=tmp, MPLCONFIGDIR=tmp)
+        tempfile.tempdir = None  # recomputed from TMPDIR on next use
+    os.environ["MPLBACKEND"] = "Agg"
+
+
+def _set_rlimits(limits: Limits) -> str:
     vm = _own_size or _vm_size_bytes()  # a worker is the size of the zygote it was forked from
     rlimits = [
         (resource.RLIMIT_CPU, limits.cpu_seconds),
-        (resource.RLIMIT_FSIZE, 0),
+        # Files can only be written in its private /tmp; this bounds each one.
+        (resource.RLIMIT_FSIZE, filesystem_view.TMP_BYTES),
         (resource.RLIMIT_CORE, 0),
         (resource.RLIMIT_NOFILE, limits.open_files),
     ]
@@ -134,21 +250,7 @@ def lock_down(limits: Limits, keep_fds: tuple[int, ...]) -> list[str]:
             set_ok.append(which)
         except (ValueError, OSError):
             pass
-    active.append("rlimits (" + ", ".join(_rlimit_name(w) for w in set_ok) + ")")
-
-    if root:
-        try:
-            os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
-            active.append("unprivileged user (nobody)")
-        except OSError:
-            pass
-    if linux and libc().prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0:
-        active.append("no new privileges")
-    if linux and _load_seccomp():
-        active.append("seccomp (no exec, fork, kill, sockets or file opening)")
-    return active
+    return "rlimits (" + ", ".join(_rlimit_name(w) for w in set_ok) + ")"
 
 
 def _rlimit_name(which: int) -> str:
@@ -171,7 +273,6 @@ def _close_fds(keep: tuple[int, ...]) -> None:
     os.closerange(lowest, 65536)
 
 
-_prepared_filter: bytes | None = None
 _own_size = 0
 _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
 
@@ -180,43 +281,9 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
-def _build_seccomp() -> bytes | None:
-    """The filter as a compiled BPF program. libseccomp compiles its rules on
-    every load (~1.8 ms and ~280 page faults per worker); compiled once in the
-    zygote, a worker only hands the bytes to the kernel."""
-    try:
-        import pyseccomp as seccomp
-    except Exception:  # not installed, or libseccomp missing
-        return None
-    try:
-        rules = seccomp.SyscallFilter(seccomp.ALLOW)
-        for name in DENIED_SYSCALLS:
-            try:
-                rules.add_rule(seccomp.ERRNO(errno.EPERM), name)
-            except Exception:  # syscall unknown on this architecture
-                pass
-        # clone3 cannot be filtered by flags; ENOSYS makes libc fall back to clone.
-        rules.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
-        # clone without CLONE_THREAD is a fork.
-        rules.add_rule(seccomp.ERRNO(errno.EPERM), "clone",
-                       seccomp.Arg(0, seccomp.MASKED_EQ, _CLONE_THREAD, 0))
-        read_end, write_end = os.pipe()
-        try:
-            with os.fdopen(write_end, "wb", closefd=True) as sink:
-                rules.export_bpf(sink)
-            program = b""
-            while chunk := os.read(read_end, 65536):
-                program += chunk
-        finally:
-            os.close(read_end)
-        return program if program and len(program) % 8 == 0 else None
-    except Exception:
-        return None
-
-
-def _load_seccomp() -> bool:
+def _load_seccomp(allow_open: bool) -> bool:
     """Install the filter; needs no-new-privileges (set just before)."""
-    program = _prepared_filter or _build_seccomp()
+    program = _filters.get(allow_open) or syscall_policy.build(allow_open)
     if program is None:
         return False
     code = ctypes.create_string_buffer(program, len(program))
