@@ -1,15 +1,15 @@
-"""What assignment tests import: comparisons with feedback-quality messages,
-shared hypothesis strategies, and memoised oracles."""
+"""What assignment tests import from the framework: comparisons with
+feedback-quality messages, strategy primitives and memoisation. An
+assignment's own cases and oracles live in ``assignments/<id>/grading/``."""
 
 from .compare import (GradingFailure, assert_all_close, assert_close, assert_tensor, fail,
                       unpack)
 from .memo import memoize
-from .strategies import (AttentionCase, MHACase, RNNCase, ScoringCase, attention_cases,
-                         float_dtypes, generator, mha_cases, random_mask, random_tensor,
-                         rnn_cases, scoring_cases, seeds)
+from .strategies import (describe_dtype, describe_shape, float_dtypes, generator, random_mask,
+                         random_tensor, seeds)
 
 __all__ = [
     "GradingFailure", "assert_all_close", "assert_close", "assert_tensor", "fail", "unpack",
-    "memoize", "AttentionCase", "MHACase", "attention_cases", "float_dtypes", "generator",
-    "mha_cases", "random_mask", "random_tensor", "seeds", "ScoringCase", "scoring_cases", "RNNCase", "rnn_cases",
+    "memoize", "describe_dtype", "describe_shape", "float_dtypes", "generator", "random_mask",
+    "random_tensor", "seeds",
 ]

@@ -3,8 +3,9 @@
 import torch
 from hypothesis import given, strategies as st
 
-from autograder.testing import assert_close, scoring_cases, unpack
-from autograder.testing.oracles import softmax
+from autograder.testing import assert_close, unpack
+from grading.cases import scoring_cases
+from grading.oracles import softmax
 
 
 @given(case=scoring_cases(same_dims=True), masked=st.booleans(),

@@ -3,7 +3,8 @@
 import torch
 from hypothesis import given
 
-from autograder.testing import assert_close, generator, random_tensor, scoring_cases, unpack
+from autograder.testing import assert_close, generator, random_tensor, unpack
+from grading.cases import scoring_cases
 
 
 @given(case=scoring_cases(same_dims=True))

@@ -5,7 +5,7 @@ from hypothesis import given, strategies as st
 
 from autograder.testing import (assert_all_close, assert_close, fail, generator, random_tensor,
                                 seeds, unpack, float_dtypes)
-from autograder.testing.oracles import decoder_step
+from grading.oracles import decoder_step
 
 PREVIOUS_STATE_HINT = ("Bahdanau attention scores the encoder states with the *previous* "
                        "decoder state s_prev (the new one does not exist yet); the context then "

@@ -4,8 +4,9 @@ import time
 
 import torch
 
-from autograder.testing import ScoringCase, assert_close, fail, unpack
-from autograder.testing.oracles import softmax
+from autograder.testing import assert_close, fail, unpack
+from grading.cases import ScoringCase
+from grading.oracles import softmax
 
 CASE = ScoringCase(B=4, T=6, Dq=5, Dk=5, Dv=3, A=4, dtype=torch.float64, seed=5)
 

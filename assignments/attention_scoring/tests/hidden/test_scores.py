@@ -3,8 +3,9 @@
 import torch
 from hypothesis import given
 
-from autograder.testing import assert_close, generator, random_tensor, scoring_cases
-from autograder.testing.oracles import bahdanau_scores
+from autograder.testing import assert_close, generator, random_tensor
+from grading.cases import scoring_cases
+from grading.oracles import bahdanau_scores
 
 
 @given(case=scoring_cases(same_dims=True))

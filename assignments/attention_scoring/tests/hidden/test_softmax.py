@@ -3,8 +3,9 @@
 import torch
 from hypothesis import given, strategies as st
 
-from autograder.testing import assert_close, fail, generator, random_tensor, scoring_cases
-from autograder.testing.oracles import softmax
+from autograder.testing import assert_close, fail, generator, random_tensor
+from grading.cases import scoring_cases
+from grading.oracles import softmax
 
 TEMPERATURES = st.sampled_from([0.25, 0.5, 1.0, 2.0, 5.0])
 MASK_HINT = ("a padded position must get weight exactly 0: set its score to -inf before the "

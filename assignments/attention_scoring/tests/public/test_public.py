@@ -6,8 +6,9 @@ dtypes, masks and temperatures, and the properties in the handout.
 
 import torch
 
-from autograder.testing import ScoringCase, assert_close, unpack
-from autograder.testing.oracles import decoder_step, softmax
+from autograder.testing import assert_close, unpack
+from grading.cases import ScoringCase
+from grading.oracles import decoder_step, softmax
 
 CASE = ScoringCase(B=2, T=5, Dq=4, Dk=4, Dv=3, A=6, dtype=torch.float32, seed=0)
 

@@ -4,9 +4,9 @@ import torch
 from hypothesis import given, strategies as st
 
 from autograder.sandbox.session import StudentCodeError
-from autograder.testing import (assert_all_close, assert_close, fail, generator, mha_cases,
-                                memoize, random_tensor, unpack)
-from autograder.testing.oracles import mha_forward, torch_mha_forward
+from autograder.testing import assert_all_close, assert_close, fail, generator, memoize, random_tensor, unpack
+from grading.cases import mha_cases
+from grading.oracles import mha_forward, torch_mha_forward
 
 KEY_MASK_HINT = ("key_mask is True for real keys (the opposite of nn.MultiheadAttention's "
                  "key_padding_mask); it has shape (B, S) and must broadcast over heads and "

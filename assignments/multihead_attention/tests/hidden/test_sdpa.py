@@ -5,9 +5,9 @@ import math
 import torch
 from hypothesis import given, strategies as st
 
-from autograder.testing import (assert_close, attention_cases, generator, random_tensor,
-                                unpack)
-from autograder.testing.oracles import sdpa, sdpa_grads
+from autograder.testing import assert_close, generator, random_tensor, unpack
+from grading.cases import attention_cases
+from grading.oracles import sdpa, sdpa_grads
 
 SCALE_HINT = ("the scores are q k^T divided by sqrt(d_k) (d_k = q.size(-1)), unless `scale` "
               "is given; without it the softmax saturates as d_k grows.")

@@ -5,7 +5,8 @@ import time
 
 import torch
 
-from autograder.testing import MHACase, assert_close, fail, unpack
+from autograder.testing import assert_close, fail, unpack
+from grading.cases import MHACase
 
 CASE = MHACase(B=512, L=12, S=12, d_model=32, n_heads=4, dtype=torch.float32, seed=11)
 REPEATS = 3

@@ -7,9 +7,9 @@ handout (causality, masking, gradients, cost, speed).
 
 import torch
 
-from autograder.testing import (MHACase, assert_close, assert_tensor, generator, random_tensor,
-                                unpack)
-from autograder.testing.oracles import sdpa, torch_mha_forward
+from autograder.testing import assert_close, assert_tensor, generator, random_tensor, unpack
+from grading.cases import MHACase
+from grading.oracles import sdpa, torch_mha_forward
 
 
 def test_causal_mask_3x3(student):

@@ -3,8 +3,9 @@
 import torch
 from hypothesis import given, strategies as st
 
-from autograder.testing import assert_close, rnn_cases, unpack
-from autograder.testing.oracles import torch_cell
+from autograder.testing import assert_close, unpack
+from grading.cases import rnn_cases
+from grading.oracles import torch_cell
 
 GATE_HINT = {
     "lstm": "PyTorch stacks the gates as i, f, g, o along the first axis of W_ih (4H, I): "

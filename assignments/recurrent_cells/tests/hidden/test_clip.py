@@ -4,7 +4,7 @@ import torch
 from hypothesis import given, strategies as st
 
 from autograder.testing import assert_close, float_dtypes, generator, random_tensor, seeds, unpack
-from autograder.testing.oracles import clip_grad_norm
+from grading.oracles import clip_grad_norm
 
 shapes = st.lists(st.lists(st.integers(1, 4), min_size=0, max_size=3), min_size=1, max_size=5)
 

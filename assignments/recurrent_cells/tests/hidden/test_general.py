@@ -4,8 +4,9 @@ import time
 
 import torch
 
-from autograder.testing import RNNCase, assert_close, fail, unpack
-from autograder.testing.oracles import torch_sequence
+from autograder.testing import assert_close, fail, unpack
+from grading.cases import RNNCase
+from grading.oracles import torch_sequence
 
 CASE = RNNCase("lstm", T=4, B=3, I=5, H=4, dtype=torch.float64, seed=7)
 

@@ -3,9 +3,9 @@
 import torch
 from hypothesis import given, strategies as st
 
-from autograder.testing import (assert_close, assert_tensor, fail, float_dtypes, generator,
-                                random_tensor, rnn_cases, seeds)
-from autograder.testing.oracles import hidden_grad_norms
+from autograder.testing import assert_close, assert_tensor, fail, float_dtypes, generator, random_tensor, seeds
+from grading.cases import rnn_cases
+from grading.oracles import hidden_grad_norms
 
 
 def orthogonal(n, dtype, seed):

@@ -3,8 +3,9 @@
 import torch
 from hypothesis import given, strategies as st
 
-from autograder.testing import assert_close, generator, random_tensor, rnn_cases, unpack
-from autograder.testing.oracles import as_torch_state, torch_sequence
+from autograder.testing import assert_close, generator, random_tensor, unpack
+from grading.cases import rnn_cases
+from grading.oracles import as_torch_state, torch_sequence
 
 STATE_HINT = ("final_state has the same form as state: h for rnn and gru, (h, c) for lstm "
               "(state=None means zeros).")

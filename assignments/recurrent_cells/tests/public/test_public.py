@@ -6,8 +6,9 @@ modules on many shapes and both float dtypes, plus gradients and properties.
 
 import torch
 
-from autograder.testing import RNNCase, assert_close, unpack
-from autograder.testing.oracles import clip_grad_norm, torch_cell, torch_sequence
+from autograder.testing import assert_close, unpack
+from grading.cases import RNNCase
+from grading.oracles import clip_grad_norm, torch_cell, torch_sequence
 
 
 def test_rnn_cell_small(student):

@@ -1,9 +1,10 @@
-"""PyTorch's own modules as oracles, wrapped for the spec's conventions.
+"""PyTorch's own modules as oracles for multi-head attention, wrapped for the
+spec's conventions (student-api.md, section 3).
 
-Each oracle is memoised (computed once per batch) and follows the notes of
-``student-api.md``: ``nn.MultiheadAttention`` is used only with explicit float
-masks, and rows with no allowed key are checked against
-``F.scaled_dot_product_attention``, which gives zeros instead of NaN.
+Each oracle is memoised (computed once per batch): ``nn.MultiheadAttention`` is
+used only with explicit float masks, and rows with no allowed key are checked
+against ``F.scaled_dot_product_attention``, which gives zeros instead of NaN.
+Graders only: never shipped to students (see autograder/release/kits.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .memo import memoize
+from autograder.testing import memoize
 
 
 def _allowed(L: int, S: int, attn_mask, is_causal: bool):
@@ -127,92 +128,3 @@ def torch_mha_forward(case, query, key=None, value=None, attn_mask=None, key_mas
 
 
 # -- attention_scoring (section 3.2) ---------------------------------------
-
-def softmax(scores, mask=None, temperature=1.0):
-    """torch.softmax over the last axis with masked positions excluded; rows with
-    no real position give zeros (torch gives NaN there)."""
-    scaled = scores / temperature
-    if mask is not None:
-        scaled = scaled.masked_fill(~mask, float("-inf"))
-    return torch.softmax(scaled, dim=-1).nan_to_num(0.0)
-
-
-def bahdanau_scores(query, keys, W_q, W_k, v):
-    return torch.tanh(F.linear(query, W_q).unsqueeze(1) + F.linear(keys, W_k)) @ v
-
-
-def decoder_step(y_prev, s_prev, enc_outputs, params, enc_mask=None):
-    """(s_new, context, weights) of one Bahdanau decoder step, by torch ops."""
-    weights = softmax(bahdanau_scores(s_prev, enc_outputs, params["W_q"], params["W_k"],
-                                      params["v"]), enc_mask)
-    context = torch.bmm(weights.unsqueeze(1), enc_outputs).squeeze(1)
-    cell = F.linear(torch.cat([y_prev, context], -1), params["W_ih"], params["b_ih"])
-    s_new = torch.tanh(cell + F.linear(s_prev, params["W_hh"], params["b_hh"]))
-    return s_new, context, weights
-
-
-# -- recurrent_cells (section 3.1) -----------------------------------------
-
-_CELL_MODULES = {"rnn": torch.nn.RNNCell, "lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell}
-_SEQ_MODULES = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
-
-
-def _load(module, params, suffix=""):
-    W_ih, W_hh, b_ih, b_hh = params
-    with torch.no_grad():
-        getattr(module, "weight_ih" + suffix).copy_(W_ih)
-        getattr(module, "weight_hh" + suffix).copy_(W_hh)
-        if b_ih is not None:
-            getattr(module, "bias_ih" + suffix).copy_(b_ih)
-            getattr(module, "bias_hh" + suffix).copy_(b_hh)
-    return module
-
-
-def torch_cell(cell, params, dtype, nonlinearity="tanh"):
-    """nn.RNNCell / LSTMCell / GRUCell holding ``params``."""
-    W_ih, W_hh, b_ih, _ = params
-    kwargs = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
-    return _load(_CELL_MODULES[cell](W_ih.shape[1], W_hh.shape[1], bias=b_ih is not None,
-                                     dtype=dtype, **kwargs), params)
-
-
-def torch_sequence(cell, params, dtype, params_bwd=None):
-    """nn.RNN / LSTM / GRU (one layer, time-major), bidirectional with ``params_bwd``."""
-    W_ih, W_hh, b_ih, _ = params
-    module = _SEQ_MODULES[cell](W_ih.shape[1], W_hh.shape[1], bias=b_ih is not None,
-                                bidirectional=params_bwd is not None, dtype=dtype)
-    _load(module, params, "_l0")
-    if params_bwd is not None:
-        _load(module, params_bwd, "_l0_reverse")
-    return module
-
-
-def as_torch_state(cell, states):
-    """Our states, one per direction (h, or (h, c) for lstm, each (B, H)), as
-    nn.RNN's initial state: (dirs, B, H), or a pair of those for lstm."""
-    if cell == "lstm":
-        return torch.stack([h for h, _ in states]), torch.stack([c for _, c in states])
-    return torch.stack(list(states))
-
-
-def clip_grad_norm(grads, max_norm, eps=1e-6):
-    """torch.nn.utils.clip_grad_norm_ on parameters holding ``grads``."""
-    params = []
-    for g in grads:
-        p = torch.nn.Parameter(torch.zeros_like(g))
-        p.grad = g.clone()
-        params.append(p)
-    total = torch.nn.utils.clip_grad_norm_(params, max_norm)
-    return [p.grad for p in params], total
-
-
-def hidden_grad_norms(x, h0, W_ih, W_hh, b_ih=None, b_hh=None):
-    """||d h_T.sum() / d h_t|| for every t, through nn.RNNCell and autograd."""
-    cell = torch_cell("rnn", (W_ih, W_hh, b_ih, b_hh), x.dtype)
-    h = torch.zeros(x.shape[1], W_hh.shape[1], dtype=x.dtype) if h0 is None else h0
-    h = h.clone().requires_grad_(True)
-    states = []
-    for t in range(x.shape[0]):
-        h = cell(x[t], h)
-        states.append(h)
-    return torch.stack([g.norm() for g in torch.autograd.grad(states[-1].sum(), states)])
