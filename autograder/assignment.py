@@ -7,7 +7,9 @@ reference solution and its student template are on disk.
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,12 +40,50 @@ class Limits:
 
 @dataclass(frozen=True)
 class ForbiddenCall:
+    """One rule of ``forbidden:``. The worker sees the *operation* run, whatever
+    spelling reached it (see ``sandbox/tripwire.py``)."""
     name: str                          # what the student is told
-    paths: tuple[str, ...]             # where the callable can be reached at run time
+    paths: tuple[str, ...]             # Python-level callables or classes (torch.nn.LSTMCell)
     within: tuple[str, ...] = ()       # only forbidden inside these student functions
+    ops: tuple[str, ...] = ()          # operators: "aten::_softmax", "aten::softmax.int",
+                                       # or "autograd::backward" (any backward pass)
 
     def as_rule(self) -> dict:
-        return {"name": self.name, "paths": list(self.paths), "within": list(self.within)}
+        """The rule as the worker's tripwire takes it, with its operators resolved
+        here, once (``plan``), instead of in every worker."""
+        return {"name": self.name, "paths": list(self.paths), "within": list(self.within),
+                "ops": list(self.ops), "plan": _plan(self.ops)}
+
+
+@functools.lru_cache(maxsize=None)
+def _plan(ops: tuple[str, ...]) -> dict:
+    from .sandbox import tripwire  # imports torch: only where workers are started
+
+    try:
+        return tripwire.resolve(ops)
+    except LookupError as exc:
+        raise AssignmentError(f"forbidden: {exc} in this torch") from None
+
+
+_OP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*::[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+
+
+def _forbidden_rule(entry: dict, path: Path) -> ForbiddenCall:
+    def names(key: str) -> tuple[str, ...]:
+        value = entry.get(key) or ()
+        if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+            raise AssignmentError(f"{path}: forbidden {entry['name']!r}: {key} must be a list "
+                                  "of names")
+        return tuple(value)
+
+    ops = names("ops")
+    for op in ops:
+        if not _OP_NAME.match(op):
+            raise AssignmentError(f"{path}: forbidden {entry['name']!r}: {op!r} is not an "
+                                  "operator name such as aten::_softmax or aten::softmax.int")
+    # A rule with neither paths nor ops watches the callable its name spells.
+    paths = names("paths") if "paths" in entry or ops else (entry["name"],)
+    return ForbiddenCall(name=entry["name"], paths=paths, within=names("within"), ops=ops)
 
 
 @dataclass(frozen=True)
@@ -121,9 +161,7 @@ def load(assignment_id: str, root: Path | None = None) -> Assignment:
             functions=tuple(data["api"].get("functions", ())),
             classes=tuple(data["api"].get("classes", ())),
             limits=Limits(**data.get("limits", {})),
-            forbidden=tuple(ForbiddenCall(name=f["name"], paths=tuple(f.get("paths", [f["name"]])),
-                                          within=tuple(f.get("within", ())))
-                            for f in data.get("forbidden", ())),
+            forbidden=tuple(_forbidden_rule(f, path) for f in data.get("forbidden") or ()),
             max_examples=int(data.get("hypothesis", {}).get("max_examples", 10)),
             points=points, root=root)
     except (KeyError, TypeError) as exc:

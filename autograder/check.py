@@ -8,7 +8,6 @@ course's grader.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from pathlib import Path
 
 from rich.console import Console
@@ -16,6 +15,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from . import assignment as assignments
+from . import exit_codes
 from . import submission as submissions
 from .engine.plugin import run_pytest
 from .engine.scoring import SubmissionResult
@@ -36,13 +36,13 @@ def check(assignment_id: str, path: str | None, console: Console, verbose: bool 
     if plugin.errors or not results:
         for error in plugin.errors:
             console.print(f"[red]grader error:[/] {error}")
-        return 2
+        return exit_codes.CHECK_COULD_NOT_RUN
     result = results[0]
     show(result, assignment, console)
     if verbose:
         console.print("Sandbox layers active: " + (", ".join(result.sandbox_layers) or
                                                    "none (no student code ran)"))
-    return 0 if all(t.passed for t in result.tests) else 1
+    return exit_codes.OK if all(t.passed for t in result.tests) else exit_codes.FAILED
 
 
 def show(result: SubmissionResult, assignment, console: Console) -> None:
@@ -52,7 +52,13 @@ def show(result: SubmissionResult, assignment, console: Console) -> None:
     for test in result.tests:
         mark = "[green]PASS[/]" if test.passed else "[red]FAIL[/]"
         console.print(f"{mark} {test.name}  ({test.score:g}/{test.max_score:g})")
-        if not test.passed:  # Text, not markup: feedback contains [indices]
+        if test.passed:
+            continue
+        if test.feedback and test.feedback.strip() in (m.strip() for m in result.messages):
+            # A file that cannot be read or imported fails every test alike:
+            # its message is shown once, above.
+            console.print("     not run: your file could not be used (see above)")
+        else:  # Text, not markup: feedback contains [indices]
             console.print(Panel(Text(test.feedback or "failed"), border_style="red"))
     passed = sum(t.passed for t in result.tests)
     console.print(f"\n{passed} of {len(result.tests)} public tests passed. Hidden tests decide "

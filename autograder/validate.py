@@ -12,6 +12,8 @@ import ast
 import tempfile
 from pathlib import Path
 
+import yaml
+
 from . import assignment as assignments
 from .engine import mistakes as catalog
 from .grade import grade
@@ -28,6 +30,13 @@ def used_api(folder: Path) -> set[str]:
     return names
 
 
+def _min_mistakes(a) -> int:
+    """``validate: min_mistakes`` of assignment.yaml (default 10: a real
+    assignment's catalog; ``autograder new`` starts with two)."""
+    config = yaml.safe_load((a.folder / "assignment.yaml").read_text()) or {}
+    return int((config.get("validate") or {}).get("min_mistakes", 10))
+
+
 def validate(assignment_id: str, jobs: int = 2) -> list[str]:
     """The problems found; an empty list means the assignment is sound."""
     a = assignments.load(assignment_id)
@@ -36,8 +45,10 @@ def validate(assignment_id: str, jobs: int = 2) -> list[str]:
     if missing:
         problems.append(f"public tests use {sorted(missing)}, which no hidden test checks")
     known = catalog.load(a)
-    if len(known) < 10:
-        problems.append(f"the mistake catalog has {len(known)} entries (at least 10 expected)")
+    minimum = _min_mistakes(a)
+    if len(known) < minimum:
+        problems.append(f"the mistake catalog has {len(known)} entries (at least {minimum} "
+                        "expected)")
     reference = a.reference.read_text()
     with tempfile.TemporaryDirectory() as tmp:
         subs = Path(tmp) / "submissions"

@@ -49,7 +49,7 @@ import importlib.util, sys, time
 from autograder import assignment, submission
 from autograder.engine.inprocess import InProcessLauncher
 from autograder.engine.plugin import run_pytest
-from autograder.grade import CHUNK
+from autograder.executors.local import CHUNK
 a = assignment.load(sys.argv[1])
 spec = importlib.util.spec_from_file_location("ref", a.reference)
 ref = importlib.util.module_from_spec(spec); spec.loader.exec_module(ref)

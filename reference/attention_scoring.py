@@ -6,6 +6,15 @@ temperature, soft alignment, the backward pass of dot-product attention
 derived by hand, and one decoder step of a seq2seq model with attention.
 Read README.md (the handout) first. Masks are bool, True = real position.
 
+Check your work from the unzipped folder (see CHECK.md). Once:
+
+    pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+    pip install .
+
+then, after each change:
+
+    autograder check attention_scoring
+
 Rules: no torch.softmax / F.softmax / Tensor.softmax inside masked_softmax, and
 no torch.autograd (or .backward()) inside attention_backward.
 """

@@ -5,6 +5,15 @@ models, and a multi-head attention module that works for self- and
 cross-attention. Read README.md (the handout) first: it gives the math, the
 shapes and the mask convention (True = may attend).
 
+Check your work from the unzipped folder (see CHECK.md). Once:
+
+    pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+    pip install .
+
+then, after each change:
+
+    autograder check multihead_attention
+
 Rules: use plain tensor operations. F.scaled_dot_product_attention,
 nn.MultiheadAttention and F.multi_head_attention_forward are not allowed.
 """

@@ -6,6 +6,15 @@ directions, measure how gradients vanish or explode through time, and clip
 gradients by their global norm. Read README.md (the handout) first.
 Sequences are time-major: x (T, B, I).
 
+Check your work from the unzipped folder (see CHECK.md). Once:
+
+    pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+    pip install .
+
+then, after each change:
+
+    autograder check recurrent_cells
+
 Rules: torch.nn.RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell and torch._VF are
 not allowed.
 """

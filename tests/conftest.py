@@ -94,3 +94,8 @@ def grade_examples(tmp_path_factory, assignment_id: str, jobs: int = 2) -> dict:
                                    jobs=jobs, assignment=assignment_id)
     assert not outcome.errors
     return results
+
+
+# The toy assignment's own tests run through the grader (tests/test_toy_assignment.py),
+# never as this suite's tests.
+collect_ignore = ["toy_course"]

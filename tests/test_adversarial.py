@@ -4,13 +4,23 @@ Each attack is built on the untouched template, so any point it earned would
 be unearned; the last submission of the batch is correct and must score 100.
 """
 
+import json
+import os
+import random
 import shutil
+import socket
+import threading
+from pathlib import Path
 
 import pytest
 
 from conftest import ROOT, grade_batch, make_course
 
 TEMPLATE = (ROOT / "student_templates" / "multihead_attention.py").read_text()
+# What "writes_results" plants, unique to this run; the out folder and the
+# port of the test's listener are filled in when the batch is built.
+PLANTED = json.dumps({"score": 100, "planted": f"writes_results-{os.getpid()}-{random.random()}"})
+OUT, PORT = "@OUT@", "@PORT@"
 FUNCTIONS = ["causal_mask", "scaled_dot_product_attention", "split_heads", "merge_heads",
              "attention_cost"]
 
@@ -54,25 +64,29 @@ ATTACKS = {
     "prints_success": every_function(
         'print("All tests passed! score: 100/100")\nreturn None',
         prelude='print("All tests passed")\n'),
+    # Plants a score in every results file it can reach, a classmate's too
+    # (test_writes_results_left_nothing looks for what it planted).
     "writes_results": every_function(
-        "import json, os, glob\n"
-        "for d in ['.', '/tmp', os.environ.get('HOME', '/')] + glob.glob('/tmp/**/out/*', recursive=True):\n"
-        "    try:\n"
-        "        open(os.path.join(d, 'results.json'), 'w').write(json.dumps({'score': 100}))\n"
-        "    except Exception:\n"
-        "        pass\n"
+        "import os, glob\n"
+        f"for d in ['.', '/tmp', os.environ.get('HOME', '/'), '{OUT}'] + glob.glob('{OUT}/*'):\n"
+        "    for name in ('results.json', 'grading.json'):\n"
+        "        try:\n"
+        f"            open(os.path.join(d, name), 'w').write({PLANTED!r})\n"
+        "        except Exception:\n"
+        "            pass\n"
         "return None"),
     "reads_reference": every_function(
-        "import glob\n"
-        "for path in glob.glob('/**/reference/multihead_attention.py', recursive=True) + "
-        f"['{ROOT}/reference/multihead_attention.py']:\n"
+        "import glob, itertools\n"
+        "error = None\n"
+        f"for path in itertools.chain(['{ROOT}/reference/multihead_attention.py'], "
+        "glob.iglob('/**/reference/multihead_attention.py', recursive=True)):\n"
         "    try:\n"
         "        namespace = {}\n"
         "        exec(open(path).read(), namespace)\n"
         "        return namespace['causal_mask'](*args, **kwargs)\n"
-        "    except Exception:\n"
-        "        pass\n"
-        "return None"),
+        "    except Exception as exc:\n"
+        "        error = exc\n"
+        "raise error"),
     "searches_memory_for_secrets": every_function(
         "import gc, sys\n"
         "for obj in gc.get_objects():\n"
@@ -90,9 +104,30 @@ ATTACKS = {
         "    except Exception:\n"
         "        pass\n"
         "os.killpg(0, signal.SIGKILL)"),
+    # Connects to the test's own listener (test_network_reaches_nothing).
     "network": every_function(
-        "import socket\ns = socket.create_connection(('127.0.0.1', 22), timeout=1)\nreturn None"),
+        f"import socket\ns = socket.create_connection(('127.0.0.1', {PORT}), timeout=1)\n"
+        "s.sendall(b'hello')\nreturn None"),
 }
+
+
+class Listener:
+    """A TCP listener on 127.0.0.1 that records every connection."""
+
+    def __init__(self):
+        self.accepted = []
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, address = self.server.accept()
+            except OSError:
+                return
+            self.accepted.append(address)
+            conn.close()
 
 
 @pytest.fixture(scope="module")
@@ -102,16 +137,22 @@ def attack_batch(tmp_path_factory):
                          cpu_seconds=5)
     subs = tmp / "subs"
     subs.mkdir()
+    listener = Listener()
     for name, source in ATTACKS.items():
+        source = source.replace(OUT, str(tmp / "out")).replace(PORT, str(listener.port))
         (subs / f"{name}.py").write_text(source)
     # Graded last: a correct submission after all the attacks.
     shutil.copy(ROOT / "reference" / "multihead_attention.py", subs / "zz_correct.py")
-    return grade_batch(tmp, sorted(subs.iterdir()), course=course)
+    try:
+        outcome, results = grade_batch(tmp, sorted(subs.iterdir()), course=course)
+    finally:
+        listener.server.close()
+    return outcome, results, tmp, listener.accepted
 
 
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
 def test_attack_earns_nothing(attack_batch, attack):
-    outcome, results = attack_batch
+    outcome, results = attack_batch[:2]
     result = results[attack]
     earned = [t.name for t in result.tests if t.passed]
     assert result.score == 0, f"{attack} earned points in {earned}"
@@ -119,7 +160,7 @@ def test_attack_earns_nothing(attack_batch, attack):
 
 
 def test_batch_goes_on_after_attacks(attack_batch):
-    outcome, results = attack_batch
+    outcome, results = attack_batch[:2]
     assert not outcome.errors
     assert results["zz_correct"].score == 100
 
@@ -132,12 +173,33 @@ def test_batch_goes_on_after_attacks(attack_batch):
     ("sys_exit", "SystemExit"),
     ("os_exit_at_import", "exited"),
     ("tensor_subclass", "not a plain torch.Tensor"),
-    ("reads_reference", ""),
+    # The reference is not in the worker's view (or, without a view, Landlock denies it).
+    ("reads_reference", (f"No such file or directory: '{ROOT}/reference/multihead_attention.py'",
+                         f"Permission denied: '{ROOT}/reference/multihead_attention.py'")),
 ])
 def test_attacks_get_a_clear_message(attack_batch, attack, words):
     result = attack_batch[1][attack]
     text = "\n".join(result.messages + [t.feedback for t in result.tests])
-    assert words in text
+    assert any(w in text for w in ((words,) if isinstance(words, str) else words)), text[:2000]
+
+
+def test_writes_results_left_nothing(attack_batch):
+    """Whatever "writes_results" could write is found: the planted score in
+    any results file of the batch's folder, the grader's folder or /tmp."""
+    outcome, results, tmp, _ = attack_batch
+    candidates = [Path(d) / name for d in (Path.cwd(), Path("/tmp"), Path.home())
+                  for name in ("results.json", "grading.json")]
+    candidates += list(tmp.glob("**/results.json")) + list(tmp.glob("**/grading.json"))
+    planted = [str(p) for p in candidates if p.is_file() and PLANTED in p.read_text(errors="replace")]
+    assert planted == []
+    # Every report is the grader's own: the attacker's says 0, the correct one 100.
+    for sid, score in (("writes_results", 0), ("zz_correct", 100)):
+        record = json.loads((tmp / "out" / sid / "results.json").read_text())
+        assert record["score"] == score and "planted" not in record
+
+
+def test_network_reaches_nothing(attack_batch):
+    assert attack_batch[3] == []
 
 
 def test_printed_output_is_shown_not_parsed(attack_batch):

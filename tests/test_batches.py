@@ -90,7 +90,7 @@ def test_dask_executor_on_a_local_cluster(tmp_path):
 
 def _affinity_after_share(index, jobs):
     """The CPUs a forked grader process keeps after taking its share."""
-    from autograder.grade import _keep_to_cpu_share
+    from autograder.executors.local import _keep_to_cpu_share
 
     read_end, write_end = os.pipe()
     pid = os.fork()

@@ -24,7 +24,7 @@ from ..assignment import Assignment
 from ..sandbox.session import ImportFailed, StudentCodeError
 from ..submission import Submission
 from ..testing.compare import GradingFailure
-from . import forbidden, mistakes
+from . import forbidden, locations, mistakes, recorded_hints
 from .inprocess import InProcessLauncher
 from .scoring import SubmissionResult, TestOutcome
 from .fanout import FanOut, ReplayExhausted
@@ -64,8 +64,10 @@ def compile_submission(sub: Submission, filename: str) -> tuple[bytes | None, Im
 
 class GradingPlugin:
     def __init__(self, assignment: Assignment, submissions: list[Submission], launcher,
-                 on_result: Callable[[SubmissionResult], None] = lambda r: None):
+                 on_result: Callable[[SubmissionResult], None] = lambda r: None,
+                 visibilities: tuple[str, ...] = ("public", "hidden")):
         self.assignment, self.launcher, self.on_result = assignment, launcher, on_result
+        self.visibilities = visibilities
         self.states: dict[str, SubmissionState] = {}
         self.results: dict[str, SubmissionResult] = {}
         for sub in submissions:
@@ -152,7 +154,8 @@ class GradingPlugin:
             _VARIANT_FAILURES[cache_key] = {
                 sid[len(MISTAKE):]: _comparable(_failure_text(exc))
                 for sid, exc in variants.failures.items()}
-        self._record(pyfuncitem, fan, _VARIANT_FAILURES.get(cache_key, {}))
+        self._record(pyfuncitem, fan, _VARIANT_FAILURES.get(cache_key)  # a kit: as recorded
+                     or recorded_hints.failures(self.assignment, pyfuncitem))
         return True
 
     def _run(self, pyfuncitem, states: dict[str, SubmissionState]) -> FanOut:
@@ -193,7 +196,8 @@ class GradingPlugin:
     def _explain(self, failure_text: str, variant_failures: dict[str, str]) -> list:
         """The cataloged mistakes that fail this test exactly as the submission did."""
         seen = _comparable(failure_text)
-        return [m for m in self.mistakes if variant_failures.get(m.id) == seen]
+        return [m for m in self.mistakes or recorded_hints.mistakes(self.assignment)
+                if variant_failures.get(m.id) == seen]
 
     def _record(self, item, fan: FanOut, variant_failures: dict[str, str]) -> None:
         key = self.points_key(item)
@@ -210,8 +214,10 @@ class GradingPlugin:
             banned = self._forbidden_used(state, view)
             if banned:
                 passed = False
-                feedback = (f"This test used {', '.join(sorted(banned))}, which this assignment "
-                            "does not allow: implement it yourself (see the handout)."
+                used = ", ".join(name + (f" ({'; '.join(where)})" if where else "")
+                                 for name, where in banned.items())
+                feedback = (f"This test used {used}, which this assignment does not allow: "
+                            "implement it yourself (see the handout)."
                             + (f"\n\n{feedback}" if feedback else ""))
             if view is not None and view.output and not passed:
                 printed = "".join(view.output)
@@ -221,19 +227,39 @@ class GradingPlugin:
             self.results[sid].tests.append(TestOutcome(
                 key=key, name=item.name, visibility=key.split("/", 1)[0],
                 max_score=self.assignment.points_for(key) / self.cases[key], passed=passed,
-                feedback=feedback.strip(), description=doc,
+                feedback=self._for_student(feedback.strip(), state), description=doc,
                 mistakes=[m.id for m in explained],
                 evidence=getattr(failure, "evidence", None)))
 
-    @staticmethod
-    def _forbidden_used(state: SubmissionState, view: Student | None) -> set[str]:
-        if view is None:
-            return set()
-        static = state.static_forbidden
-        used = set(view.forbidden) | static.get(forbidden.MODULE_LEVEL, set())
-        for name in view.called:
-            used |= static.get(name, set())
-        return used
+    def _for_student(self, text: str, state: SubmissionState) -> str:
+        """A text for the student with places in a notebook's module named by
+        code cell and line (see locations.py); a .py file's text is unchanged."""
+        return locations.for_student(text, self.assignment.module,
+                                     getattr(state.submission, "line_map", ()))
+
+    def _forbidden_used(self, state: SubmissionState, view: Student | None) -> dict[str, list[str]]:
+        """The forbidden operations this test's calls ran, each with where they
+        ran ("multihead_attention.py, line 42, in f"). Only what ran decides (the
+        worker's tripwire); the source is read only to place a finding that
+        arrived without its place."""
+        if view is None or not view.forbidden:
+            return {}
+        rules = {rule.name: rule for rule in self.assignment.forbidden}
+        used: dict[str, list[str]] = {}
+        for finding in sorted(view.forbidden):  # "rule" or "rule (file, line n, in f)"
+            for name in sorted(rules, key=len, reverse=True):
+                if finding == name:
+                    used.setdefault(name, [])
+                elif finding.startswith(name + " (") and finding.endswith(")"):
+                    used.setdefault(name, []).append(finding[len(name) + 2:-1])
+                else:
+                    continue
+                break
+        for name, where in used.items():
+            if not where and state.submission.source is not None:
+                where += forbidden.places(state.submission.source, rules[name], view.called,
+                                          self.assignment.module)
+        return dict(sorted(used.items()))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_makereport(self, item, call):
@@ -251,14 +277,26 @@ class GradingPlugin:
                                  start=call.start, stop=call.stop)
 
     def pytest_sessionfinish(self, session, exitstatus):
+        # Every test assignment.yaml gives points to, for the visibilities run,
+        # must have been collected: a missing one is a grader error, never a
+        # smaller denominator.
+        configured = {key: points for key, points in self.assignment.points.items()
+                      if key.split("/", 1)[0] in self.visibilities}
+        missing = sorted(set(configured) - set(self.cases))
+        if missing:
+            self.errors.append("tests with points in assignment.yaml did not run: "
+                               + ", ".join(missing))
         if self.errors or session.shouldstop or session.shouldfail:
             return  # an incomplete grade is never reported as a grade
         for sid, result in self.results.items():
+            result.configured_max = float(sum(configured.values()))
             state = self.states[sid]
             result.execution_time = round(state.seconds, 3)  # time its own code ran
             result.sandbox_layers = state.layers
             if state.import_error is not None:
                 result.messages.append(str(state.import_error))
+            result.note_submission(state.submission)  # renamed id, unreadable status
+            result.messages = [self._for_student(m, state) for m in result.messages]
             result.tests.sort(key=lambda t: (t.visibility != "public", t.key, t.name))
             self.on_result(result)
 
@@ -315,11 +353,15 @@ def _failure_text(exc: BaseException) -> str:
             f"{str(exc)[:500]} while inspecting it (is it the right type and shape?).")
 
 
+SUPPORT_PACKAGE = "grading"  # assignments/<id>/grading/: the assignment's cases and oracles
+
+
 def _forget_test_modules(folder: Path) -> None:
     folder = str(folder.resolve())
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None) or ""
-        if path.startswith(folder) or name.startswith(("tests.public", "tests.hidden")):
+        if path.startswith(folder) or name.startswith(("tests.public", "tests.hidden")) \
+                or name == SUPPORT_PACKAGE or name.startswith(SUPPORT_PACKAGE + "."):
             del sys.modules[name]
 
 
@@ -327,7 +369,8 @@ def run_pytest(assignment: Assignment, submissions: list[Submission], launcher,
                on_result: Callable[[SubmissionResult], None], include_hidden: bool = True,
                quiet: bool = True) -> GradingPlugin:
     """Grade ``submissions`` with one in-process pytest session."""
-    plugin = GradingPlugin(assignment, submissions, launcher, on_result)
+    visibilities = ("public", "hidden") if include_hidden else ("public",)
+    plugin = GradingPlugin(assignment, submissions, launcher, on_result, visibilities)
     folders = [assignment.public_tests] + ([assignment.hidden_tests] if include_hidden else [])
     args = [str(f) for f in folders if f.is_dir()] + [
         "-c", str(Path(__file__).with_name("pytest.ini")), "--rootdir", str(assignment.folder),
@@ -338,11 +381,15 @@ def run_pytest(assignment: Assignment, submissions: list[Submission], launcher,
     # Feedback is the plugin's job; pytest's own terminal report is for debugging.
     args += ["-p", "no:terminal"] if quiet else ["-v", "--no-header"]
     _forget_test_modules(assignment.folder)
+    # The assignment's own package (``from grading.oracles import ...``) is
+    # importable for this session only: each assignment has its own.
+    sys.path.insert(0, str(assignment.folder))
     try:
         code = pytest.main(args, plugins=[plugin])
     finally:
         # Another assignment (or another copy of this one) may be graded next in
         # this process; its test modules have the same names (test_public, ...).
+        sys.path.remove(str(assignment.folder))
         _forget_test_modules(assignment.folder)
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         plugin.errors.append(f"pytest stopped with exit code {int(code)}")

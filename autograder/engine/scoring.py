@@ -31,6 +31,11 @@ class TestOutcome:
         return "passed" if self.passed else "failed"
 
 
+GRADED, UNREADABLE = "graded", "unreadable"  # grades.csv's status column (cli.md)
+# The message engine/plugin.py records for a submission that could not be read.
+_UNREADABLE_MESSAGE = "Your submission could not be read:"
+
+
 @dataclass
 class SubmissionResult:
     submission: str
@@ -40,6 +45,18 @@ class SubmissionResult:
     execution_time: float = 0.0
     digest: str = ""
     sandbox_layers: list[str] = field(default_factory=list)
+    status: str = GRADED  # UNREADABLE when the submission could not be read at all
+    # The points of every test that was to run, from assignment.yaml (never
+    # from the outcomes that happened to be recorded: a test that did not run
+    # must not leave the denominator). 0: not known (an old record).
+    configured_max: float = 0.0
+
+    def note_submission(self, sub) -> None:
+        """What the grader noted while reading ``sub`` (e.g. that its id was
+        changed), for the student; and whether it could be read at all."""
+        self.messages.extend(getattr(sub, "notes", ()))
+        if sub.source is None:
+            self.status = UNREADABLE
 
     @property
     def score(self) -> float:
@@ -47,7 +64,7 @@ class SubmissionResult:
 
     @property
     def max_score(self) -> float:
-        return round(sum(t.max_score for t in self.tests), 4)
+        return round(self.configured_max or sum(t.max_score for t in self.tests), 4)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -58,5 +75,10 @@ class SubmissionResult:
     def from_dict(cls, data: dict) -> "SubmissionResult":
         tests = [TestOutcome(**t) for t in data.get("tests", [])]
         fields = {k: data[k] for k in ("submission", "assignment", "messages", "execution_time",
-                                       "digest", "sandbox_layers") if k in data}
+                                       "digest", "sandbox_layers", "status", "configured_max")
+                  if k in data}
+        if "status" not in fields:  # a record written before the status field existed
+            messages = fields.get("messages", ())
+            unreadable = any(str(m).startswith(_UNREADABLE_MESSAGE) for m in messages)
+            fields["status"] = UNREADABLE if unreadable else GRADED
         return cls(tests=tests, **fields)

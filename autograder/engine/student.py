@@ -127,9 +127,32 @@ class _Callable:
         return self._call(args, kwargs)["result"]
 
     def _call(self, args, kwargs, **extra):
-        return self._student._request(
+        """Every call echoes its arguments back, so the grader itself checks that
+        none was modified in place (student-api.md: inputs are never modified),
+        whatever the test is about."""
+        answer = self._student._request(
             "call", self._api_name, f"calling {self._label}{_signature(args, kwargs)}",
-            call_args=list(args), call_kwargs=kwargs, **self._target, **extra)
+            call_args=list(args), call_kwargs=kwargs, echo_args=True, **self._target, **extra)
+        if type(answer) is not dict or "args_after" not in answer:
+            raise GradingFailure(f"{self._label}: the worker's answer is incomplete.")
+        self._check_unmodified(args, kwargs, answer["args_after"], extra.get("wrt", ()))
+        return answer
+
+    def _check_unmodified(self, args, kwargs, after, wrt) -> None:
+        try:
+            after_args, after_kwargs = after
+        except (TypeError, ValueError):
+            raise GradingFailure(f"{self._label}: the worker's answer is incomplete.") from None
+        # Arguments replaced by fresh leaves for gradients are the worker's copies.
+        skipped = {tuple(k) if isinstance(k, (list, tuple)) else (k,) for k in wrt}
+        changed = _first_changed(list(args), after_args, (), skipped) or \
+            _first_changed(dict(kwargs), after_kwargs, (), skipped)
+        if changed is not None:
+            where = "argument " + (f"{changed[0] + 1}" if isinstance(changed[0], int)
+                                   else str(changed[0]))
+            where += "".join(f"[{step!r}]" for step in changed[1:])
+            raise GradingFailure(f"{self._label} modified its {where} in place; functions "
+                                 "must be pure (use out-of-place operations, or clone first).")
 
     def with_grad(self, args, kwargs=None, *, grad_outputs, wrt=(), param_grads=False):
         """Run the call, back-propagate ``grad_outputs`` (one per output, None to
@@ -141,20 +164,44 @@ class _Callable:
             raise GradingFailure(f"{self._label} did not return gradients.")
         return answer["result"], grads.get("inputs"), grads.get("params")
 
+    def count_ops(self, *args, **kwargs) -> tuple:
+        """``(result, n)``: the call's result and how many torch operations it
+        dispatched (see autograder.testing.vectorised)."""
+        answer = self._call(args, kwargs, count_ops=True)
+        count = answer.get("op_count")
+        if type(count) is not int or count < 0:
+            raise GradingFailure(f"{self._label}: the worker did not count its operations.")
+        return answer["result"], count
+
     def pure(self, *args, **kwargs):
-        """Call, then fail if any tensor argument was modified in place."""
-        answer = self._call(args, kwargs, echo_args=True)
-        after_args, after_kwargs = answer["args_after"]
-        for where, before, after in ([(f"argument {i + 1}", b, a) for i, (b, a) in
-                                      enumerate(zip(args, after_args))] +
-                                     [(f"argument {k}", v, after_kwargs.get(k)) for k, v in
-                                      kwargs.items()]):
-            if isinstance(before, torch.Tensor) and not (
-                    isinstance(after, torch.Tensor) and after.shape == before.shape
-                    and torch.equal(after, before)):
-                raise GradingFailure(f"{self._label} modified its {where} in place; functions "
-                                     "must be pure (use out-of-place operations, or clone first).")
-        return answer["result"]
+        """A call; kept for tests that name the property: every call is checked
+        for inputs modified in place."""
+        return self._call(args, kwargs)["result"]
+
+
+def _first_changed(before, after, path: tuple, skipped: set) -> tuple | None:
+    """The path of the first tensor in ``before`` that ``after`` does not hold
+    unchanged (same shape, dtype and values), or None."""
+    if path in skipped:
+        return None
+    if isinstance(before, torch.Tensor):
+        same = (isinstance(after, torch.Tensor) and after.shape == before.shape
+                and after.dtype == before.dtype and torch.equal(after, before))
+        return None if same else path
+    if isinstance(before, dict):
+        after = after if isinstance(after, dict) else {}
+        items = before.items()
+    elif isinstance(before, (list, tuple)):
+        after = after if isinstance(after, (list, tuple)) else ()
+        items = enumerate(before)
+        after = dict(enumerate(after))
+    else:
+        return None
+    for key, value in items:
+        found = _first_changed(value, after.get(key), path + (key,), skipped)
+        if found is not None:
+            return found
+    return None
 
 
 class RemoteFunction(_Callable):

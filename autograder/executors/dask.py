@@ -69,9 +69,9 @@ class DaskExecutor:
         readable = [s for s in subs if s.source is not None]
         unreadable = [s for s in subs if s.source is None]
         if unreadable:  # nothing runs for them: graded here, where their problem is known
-            from ..grade import _grade_share
             from ..sandbox.zygote import NoWorkers
-            errors += _grade_share(assignment, unreadable, on_result, include_hidden, None,
+            from .local import grade_in_process
+            errors += grade_in_process(assignment, unreadable, on_result, include_hidden, None,
                                    NoWorkers())
         futures = [client.submit(grade_chunk, assignment.id, assignment.module,
                                  [(s.id, s.source) for s in readable[i:i + self.chunk]],

@@ -5,11 +5,16 @@ then forwards requests. Each request has a deadline; a worker that misses it is
 killed. Whatever goes wrong on the worker's side (an exception, a timeout, an
 exit, a crash, an unreadable answer) becomes a :class:`StudentCodeError` whose
 text is written for the student.
+
+Every text a worker sends (error, traceback, printed output, names of forbidden
+calls, sandbox layers) is cut to size and cleaned *here*: the worker cuts its
+own too, but student code runs there and can lift any of its limits.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import time
@@ -17,18 +22,55 @@ from dataclasses import dataclass, field
 
 from . import wire
 
+# What the grader keeps of a worker's texts (the worker's own cuts are the same,
+# so an honest worker's texts pass unchanged).
+TYPE_SHOWN = 100              # characters of an exception's type name
+MESSAGE_SHOWN = 2000          # of its message (the start is kept)
+TRACEBACK_SHOWN = 4000        # of its traceback (the end is kept: the failing line)
+OUTPUT_PER_ANSWER = 8000      # of printed output, per answer
+OUTPUT_PER_SESSION = 64 * 1024  # of printed output, per session (one test); then dropped
+FORBIDDEN_NAMES, NAME_SHOWN = 100, 200  # names of forbidden calls in one answer, characters each
+LAYERS, LAYER_SHOWN = 32, 200           # sandbox layers reported, characters each
+TRUNCATED = "\n[... output truncated]"
+
+# Control characters other than newline and tab (NUL, escape sequences that
+# rewrite a terminal, carriage returns that overprint a line, C1 controls) and
+# bidirectional overrides that make text read differently from what it is.
+_UNSHOWABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # JSON "\ud800" decodes to one; UTF-8 cannot hold it
+
+
+def shown(text, limit: int, keep_end: bool = False, mark: str = " [...]") -> str:
+    """A worker's text as a student may see it: without control characters, and
+    at most ``limit`` of what is left (plus ``mark`` where it was cut)."""
+    text = text if type(text) is str else str(text)
+    text = _SURROGATE.sub("\ufffd", _UNSHOWABLE.sub("", text))
+    if len(text) > limit:
+        text = mark.lstrip() + "\n" + text[-limit:] if keep_end else text[:limit] + mark
+    return text
+
 
 class StudentCodeError(Exception):
-    """Student code failed; ``str(exc)`` is the feedback, ``kind`` a short tag."""
+    """Student code failed; ``str(exc)`` is the feedback, ``kind`` a short tag.
+    ``exc_type``/``exc_mro``: the exception it raised and its classes' qualified
+    names ("builtins.ValueError"), from the worker's report; None/() when it
+    did not raise (a timeout, a crash). ``phase``: "import" or "call"."""
+    phase = "call"
 
-    def __init__(self, message: str, kind: str = "error", output: str = ""):
+    def __init__(self, message: str, kind: str = "error", output: str = "", error=None):
         super().__init__(message)
         self.kind = kind
         self.output = output
+        mro = error.get("mro") if type(error) is dict else None
+        self.exc_type = shown(error["type"], TYPE_SHOWN) if type(error) is dict \
+            and type(error.get("type")) is str else None
+        self.exc_mro = tuple(shown(n, TYPE_SHOWN) for n in mro[:64] if type(n) is str) \
+            if self.exc_type and type(mro) is list else ()
 
 
 class ImportFailed(StudentCodeError):
     """The submission could not even be imported."""
+    phase = "import"
 
 
 @dataclass
@@ -44,22 +86,28 @@ class WorkerSession:
         self.launcher, self.call_timeout = launcher, call_timeout
         self.record = CallRecord()
         self.layers: list[str] = []
+        self._output_left, self._output_cut = OUTPUT_PER_SESSION, False
+        # The worker reports forbidden calls by their rule's name: no other name can be true.
+        self._watched = {r["name"] for r in request.get("forbidden") or ()
+                         if isinstance(r, dict) and type(r.get("name")) is str}
         self.pid, fd = launcher.spawn(request)
         self.sock = socket.socket(fileno=fd)
         self.alive = True
         answer = self._exchange(None, import_timeout, "importing your module")
-        self.layers = answer.get("layers", [])
+        layers = answer.get("layers")
+        self.layers = [shown(x, LAYER_SHOWN) for x in layers[:LAYERS]] \
+            if type(layers) is list else []
         if not answer["ok"]:
             self.close()
-            raise ImportFailed(describe_error(answer["error"], "importing your module"),
-                               kind="import", output=answer.get("output", ""))
+            raise ImportFailed(describe_error(answer.get("error"), "importing your module"),
+                               kind="import", output=answer["output"], error=answer.get("error"))
 
     def request(self, op: str, timeout: float | None = None, doing: str = "", **args):
         """Send one request; return the plain-data value of the answer."""
         answer = self._exchange({"op": op, "args": args}, timeout or self.call_timeout, doing)
         if not answer["ok"]:
-            raise StudentCodeError(describe_error(answer["error"], doing),
-                                   output=answer.get("output", ""))
+            raise StudentCodeError(describe_error(answer.get("error"), doing),
+                                   output=answer["output"], error=answer.get("error"))
         return answer.get("value")
 
     def _exchange(self, message, timeout: float, doing: str) -> dict:
@@ -84,17 +132,34 @@ class WorkerSession:
             status = self.close()
             raise StudentCodeError(f"While {doing}: {_describe_exit(status)}", kind="crash") from None
         except wire.NotPlainData as exc:  # the worker stays usable: the message was whole
-            raise StudentCodeError(f"While {doing}: {exc}.", kind="not-plain") from None
+            raise StudentCodeError(f"While {doing}: {shown(exc, MESSAGE_SHOWN)}.",
+                                   kind="not-plain") from None
         except wire.WireError as exc:
             self.close()
-            raise StudentCodeError(f"While {doing}: {exc}.", kind="garbled") from None
+            raise StudentCodeError(f"While {doing}: {shown(exc, MESSAGE_SHOWN)}.",
+                                   kind="garbled") from None
         finally:
             self.record.seconds += time.monotonic() - started
-        if type(answer.get("output")) is str and answer["output"]:
-            self.record.output.append(answer["output"])
-        if type(answer.get("forbidden")) is list:
-            self.record.forbidden.update(str(n) for n in answer["forbidden"])
+        answer["output"] = self._keep_output(answer.get("output"))
+        names = answer.get("forbidden")
+        if type(names) is list:
+            self.record.forbidden.update(shown(n, NAME_SHOWN) for n in names[:FORBIDDEN_NAMES]
+                                         if type(n) is str and n in self._watched)
         return answer
+
+    def _keep_output(self, text) -> str:
+        """Record what the worker says its code printed, within this answer's and
+        this session's share; returns what was kept."""
+        if type(text) is not str or not text or self._output_cut:
+            return ""
+        text = shown(text, OUTPUT_PER_ANSWER, mark=TRUNCATED)
+        if len(text) > self._output_left:  # the session's share is used up: say so once
+            text = text[:self._output_left] + TRUNCATED
+            self._output_cut = True
+        self._output_left = max(self._output_left - len(text), 0)
+        if text:
+            self.record.output.append(text)
+        return text
 
     def close(self, want_status: bool = True) -> int | None:
         """Stop the worker; returns its wait status (None if already closed or
@@ -115,11 +180,13 @@ class WorkerSession:
 
 
 def describe_error(error, doing: str) -> str:
+    """A worker's report of an exception, as feedback: cut to size and cleaned."""
     if type(error) is not dict:
         return f"While {doing}: your code failed."
-    kind, message = str(error.get("type", "Error")), str(error.get("message", ""))
+    kind = shown(error.get("type", "Error"), TYPE_SHOWN)
+    message = shown(error.get("message", ""), MESSAGE_SHOWN)
     text = f"While {doing}, your code raised {kind}: {message}"
-    trace = str(error.get("traceback", "")).strip()
+    trace = shown(error.get("traceback", ""), TRACEBACK_SHOWN, keep_end=True).strip()
     if trace:
         text += "\n" + trace
     return text

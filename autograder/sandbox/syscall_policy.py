@@ -12,7 +12,8 @@ extension: mprotect, fstat, pread64; directory listing for import: getdents64;
 time, random numbers, sleeping, threads' futexes). Docker's default profile
 was the reference for what is harmless.
 
-Files are not the filter's business: opening is allowed only when a
+Files are not the filter's business: opening (and creating, renaming and
+removing in the worker's private /tmp) is allowed only when a
 filesystem layer (Landlock, or the mount view) confines what can be opened;
 otherwise ``open`` is denied as before (lazy imports then fail, but nothing
 outside the process can be read).
@@ -55,8 +56,12 @@ ALLOWED = (
     "get_robust_list", "set_tid_address", "rseq", "arch_prctl", "restart_syscall",
     "exit", "exit_group",
 )
-# Allowed only when a filesystem layer confines them (see the module docstring).
-OPENING = ("open", "openat", "openat2")
+# Allowed only when a filesystem layer confines them to the worker's private
+# /tmp (see the module docstring): tempfile, matplotlib's cache and lazy
+# imports create, rename and remove files there.
+OPENING = ("open", "openat", "openat2", "creat", "unlink", "unlinkat", "mkdir", "mkdirat",
+           "rmdir", "rename", "renameat", "renameat2", "ftruncate", "truncate", "fallocate",
+           "fchmod", "fchmodat", "chmod", "utimensat", "futimesat", "utimes", "utime")
 
 
 def build(allow_open: bool) -> bytes | None:

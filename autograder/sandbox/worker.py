@@ -22,6 +22,7 @@ import types
 from typing import Any
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from . import isolation, tripwire, wire
 
@@ -123,8 +124,11 @@ class Worker:
         frames = [f for f in traceback.extract_tb(exc.__traceback__)
                   if f.filename == self.request["filename"]]
         lines = traceback.format_list(frames) + traceback.format_exception_only(type(exc), exc)
+        # Qualified class names, so that tests can tell a ValueError (or a class of
+        # the student's deriving from it) from any other exception of that name.
+        mro = [f"{cls.__module__}.{cls.__qualname__}" for cls in type(exc).__mro__]
         return {"type": type(exc).__name__, "message": str(exc)[:2000],
-                "traceback": "".join(lines)[-4000:]}
+                "traceback": "".join(lines)[-4000:], "mro": mro[:64]}
 
     def _target(self, name: str, handle: int | None):
         owner = self.module if handle is None else self.handles[handle]
@@ -135,7 +139,8 @@ class Worker:
 
     # -- operations (names after "op_" are what the grader asks for) ---
     def op_call(self, name, call_args=(), call_kwargs=None, handle=None,
-                grad_outputs=None, wrt=(), param_grads=False, echo_args=False):
+                grad_outputs=None, wrt=(), param_grads=False, echo_args=False,
+                count_ops=False):
         """Call a function (or a method of a built object). With ``grad_outputs``,
         also back-propagate them and return the gradients of the arguments named
         in ``wrt`` (positions or keyword names) and, if asked, of the parameters."""
@@ -149,8 +154,15 @@ class Worker:
                 container = container[step]
             container[path[-1]] = container[path[-1]].detach().clone().requires_grad_(True)
             leaves.append(container[path[-1]])
-        result = self._target(name, handle)(*call_args, **call_kwargs)
+        target = self._target(name, handle)
+        if count_ops:  # how many torch operations the call dispatches (vectorisation tests)
+            with _OpCounter() as counter:
+                result = target(*call_args, **call_kwargs)
+        else:
+            result = target(*call_args, **call_kwargs)
         answer = {"result": _detached(result)}
+        if count_ops:
+            answer["op_count"] = counter.count
         if grad_outputs is not None:
             answer["grads"] = self._backward(result, grad_outputs, leaves, handle, param_grads)
         if echo_args:  # lets the grader check that inputs were not modified in place
@@ -160,7 +172,10 @@ class Worker:
     def _backward(self, result, grad_outputs, leaves, handle, param_grads):
         outputs = [result] if isinstance(result, torch.Tensor) else list(result)
         pairs = [(o, g) for o, g in zip(outputs, grad_outputs) if g is not None]
-        named = list(self.handles[handle].named_parameters()) if param_grads else []
+        # remove_duplicate=False: a parameter reachable under two paths (an
+        # alias such as q_proj = self.layers[0]) is reported under both.
+        named = list(self.handles[handle].named_parameters(remove_duplicate=False)) \
+            if param_grads else []
         inputs = leaves + [p for _, p in named]
         grads = torch.autograd.grad([o for o, _ in pairs], inputs, [g for _, g in pairs],
                                     allow_unused=True)
@@ -184,7 +199,8 @@ class Worker:
         obj = self.handles[handle]
         if not isinstance(obj, torch.nn.Module):
             return {}
-        return {n: [list(p.shape), str(p.dtype)] for n, p in obj.named_parameters()}
+        return {n: [list(p.shape), str(p.dtype)]
+                for n, p in obj.named_parameters(remove_duplicate=False)}
 
     def op_load(self, handle, state):
         """Copy weights in by sub-module and name (``q_proj.weight``), so extra
@@ -206,6 +222,24 @@ class Worker:
     def op_convert(self, handle, dtype):
         self.handles[handle].to(getattr(torch, dtype))
         return None
+
+
+class _OpCounter(TorchDispatchMode):
+    """Counts the operators a call dispatches, below autograd: deterministic,
+    unlike its time, and it grows with the batch only when the code loops over
+    batch elements."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return False  # True would import torch._dynamo (~830 modules, ~1-3 s) in the worker
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += 1
+        return func(*args, **(kwargs or {}))
 
 
 def _seed_everything(seed: int = 0) -> None:

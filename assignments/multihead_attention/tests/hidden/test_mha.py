@@ -3,8 +3,8 @@
 import torch
 from hypothesis import given, strategies as st
 
-from autograder.sandbox.session import StudentCodeError
 from autograder.testing import assert_all_close, assert_close, fail, generator, memoize, random_tensor, unpack
+from autograder.testing.expect import expect_raises
 from grading.cases import mha_cases
 from grading.oracles import mha_forward, torch_mha_forward
 
@@ -180,11 +180,5 @@ def test_mha_structure(student, case):
     if extra_bias:
         fail(f"bias=False, but the module has {', '.join(extra_bias)}.", case=case)
     odd = 2 * case.d_model + 1  # never divisible by 2 heads
-    try:
-        student.MultiHeadAttention(odd, 2)
-    except StudentCodeError as exc:
-        if "raised ValueError" in str(exc):
-            return
-        fail(f"MultiHeadAttention({odd}, 2) should raise ValueError, but: {exc}")
-    fail(f"MultiHeadAttention({odd}, 2) should raise ValueError: d_model is not divisible "
-         "by n_heads.")
+    expect_raises(ValueError, student.MultiHeadAttention, odd, 2,
+                  what=f"MultiHeadAttention({odd}, 2)", because="d_model is not divisible by n_heads")

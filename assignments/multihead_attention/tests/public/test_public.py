@@ -5,11 +5,12 @@ functions on many more shapes, dtypes and masks, and the properties in the
 handout (causality, masking, gradients, cost, speed).
 """
 
+import math
+
 import torch
 
 from autograder.testing import assert_close, assert_tensor, generator, random_tensor, unpack
-from grading.cases import MHACase
-from grading.oracles import sdpa, torch_mha_forward
+from autograder.testing.recorded import oracles
 
 
 def test_causal_mask_3x3(student):
@@ -25,7 +26,7 @@ def test_sdpa_matches_torch(student):
     q, k, v = (random_tensor(shape, torch.float32, gen) for shape in ((2, 4, 8), (2, 5, 8), (2, 5, 8)))
     out, weights = unpack(student.scaled_dot_product_attention(q, k, v), 2,
                           "scaled_dot_product_attention", "out, weights")
-    expected_out, expected_weights = sdpa(q, k, v)
+    expected_out, expected_weights = oracles.sdpa(q, k, v)
     case = "q (2, 4, 8), k (2, 5, 8), v (2, 5, 8), float32, seed 0"
     assert_close(weights, expected_weights, what="weights", case=case)
     assert_close(out, expected_out, what="out", case=case)
@@ -39,12 +40,29 @@ def test_split_then_merge_is_identity(student):
     assert_close(student.merge_heads(heads), x, what="merge_heads(split_heads(x, 4))")
 
 
+def projection_weights(d_model, dtype, seed):
+    """Weights of q_proj, k_proj, v_proj and out_proj (nn.Linear layout: weight
+    (out, in), then bias), drawn in that order from one seeded generator."""
+    gen, weights = generator(seed), {}
+    for proj in ("q_proj", "k_proj", "v_proj", "out_proj"):
+        weights[proj + ".weight"] = random_tensor((d_model, d_model), dtype, gen,
+                                                  1 / math.sqrt(d_model))
+        weights[proj + ".bias"] = random_tensor((d_model,), dtype, gen, 0.1)
+    return weights
+
+
 def test_mha_self_attention_matches_torch(student):
     """MultiHeadAttention equals torch.nn.MultiheadAttention with the same weights."""
-    case = MHACase(B=2, L=4, S=4, d_model=8, n_heads=2, dtype=torch.float32, seed=3)
-    module = student.MultiHeadAttention.build((case.d_model, case.n_heads), weights=case.weights())
-    x, _ = case.inputs()
-    out, weights = unpack(module(x), 2, "MultiHeadAttention.forward", "out, weights")
-    expected_out, expected_weights = torch_mha_forward(case, x)
-    assert_close(weights, expected_weights, what="weights", case=case)
+    d_model, n_heads, seed = 8, 2, 3
+    weights = projection_weights(d_model, torch.float32, seed)
+    module = student.MultiHeadAttention.build((d_model, n_heads), weights=weights)
+    x = random_tensor((2, 4, d_model), torch.float32, generator(seed + 1))
+    out, attn = unpack(module(x), 2, "MultiHeadAttention.forward", "out, weights")
+    torch_module = oracles.torch_mha(d_model, n_heads, weights, torch.float32, True)
+    with torch.no_grad():  # self-attention: query, key and value are x itself
+        expected_out, expected_attn = torch_module(x, x, x, need_weights=True,
+                                                   average_attn_weights=False)
+    case = ("MultiHeadAttention(d_model=8, n_heads=2), self-attention, x (2, 4, 8), "
+            "float32, seed 3")
+    assert_close(attn, expected_attn, what="weights", case=case)
     assert_close(out, expected_out, what="out", case=case)
