@@ -433,10 +433,9 @@ def _grade(args, console: Console) -> int:
             from .sandbox.zygote import shared_launcher
             launcher = shared_launcher()
         from . import assignment as assignments
-        module = assignments.load(args.assignment).module
         try:
-            _grade_contents(args, module)
-        except Usage:
+            _grade_contents(args, assignments.load(args.assignment).module)
+        except (Usage, assignments.AssignmentError):
             _remove_created(created)
             raise
         from .grade import UsageError, grade
@@ -519,7 +518,7 @@ def _print_batch(results, assignment_id: str, console: Console) -> None:
     import statistics
     from collections import Counter
 
-    from .report.feedback_html import display_names, test_id
+    from .report.feedback_html import display_names, points, test_id
 
     graded = sorted((r for r in results if not _unreadable(r)), key=lambda r: r.submission)
     unreadable = sorted((r for r in results if _unreadable(r)), key=lambda r: r.submission)
@@ -528,7 +527,7 @@ def _print_batch(results, assignment_id: str, console: Console) -> None:
         table = Table("submission", "score", "failed tests", title=assignment_id)
         for r in graded:
             failed = [names[test_id(t)] for t in r.tests if not t.passed]
-            table.add_row(r.submission, f"{r.score:g} / {r.max_score:g}",
+            table.add_row(r.submission, f"{points(r.score)} / {points(r.max_score)}",
                           ", ".join(failed[:4]) + (f" (+{len(failed) - 4})" if len(failed) > 4
                                                    else ""))
         console.print(table)
@@ -544,7 +543,7 @@ def _print_batch(results, assignment_id: str, console: Console) -> None:
     failures = Counter(test_id(t) for r in graded for t in r.tests if not t.passed)
     slowest = sorted(graded, key=lambda r: -r.execution_time)[:3]
     console.print(f"{len(results)} submissions: mean {statistics.fmean(scores):.1f}, median "
-                  f"{statistics.median(scores):g}"
+                  f"{points(statistics.median(scores))}"
                   + (f" ({len(unreadable)} could not be read)" if unreadable else ""))
     if failures:
         console.print("Failed most often: " + ", ".join(f"{names[uid]} ({count})" for uid, count
@@ -595,7 +594,7 @@ def _validate(args, console: Console) -> int:
             for problem in problems:
                 console.print(f"  - {problem}", markup=False)
         else:
-            console.print(f"[green]{assignment_id}: sound[/] (reference full marks, template 0, "
+            console.print(f"[green]{assignment_id}: sound[/] (reference full marks, template 0, trivial baselines 0, "
                           "every cataloged mistake loses points with its hint)")
     return EXIT_FAILED if failures else EXIT_OK
 

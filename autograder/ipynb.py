@@ -61,6 +61,7 @@ MIN_PASS_CHARS = 1_000
 TRANSFORM_PASSES = 500  # IPython's own TRANSFORM_LOOP_LIMIT
 MAX_NOTES = 10          # notes about skipped cells; then one that counts the rest
 LINE_SHOWN = 200        # characters of a student's line quoted in a note
+MAX_NESTED_MAGICS = 8   # "%%capture" over "%%time" over ...: each level copies the cell
 
 # Cell magics whose body IPython runs as Python in the notebook's namespace.
 PYTHON_CELL_MAGICS = frozenset({"time", "capture", "prun", "debug"})
@@ -75,13 +76,14 @@ OTHER_CELL_MAGICS = frozenset({
 
 # Top-level statements kept: definitions and imports (constant assignments too,
 # see _is_constant_assignment).
-_KEPT = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+_KEPT = (ast.Import, ast.ImportFrom, *_DEFINITIONS)
 # The line breaks Python's own tokenizer knows (str.splitlines knows more, e.g.
 # form feeds, which Python reads as whitespace).
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _INDENT = re.compile(r"[ \t]+")
 _HELP_LINE = re.compile(r"\s*%{0,2}[\w.*\[\]-]*\?\??\s*")
-_MAGIC_ASSIGN = re.compile(r"\s*[\w.\[\], ]+=\s*[!%]")
+_MAGIC_ASSIGN = re.compile(r"[\w.\[\], ]+=\s*[!%]")  # on a line without its indentation
 _MAGIC_NAME = re.compile(r"[\w.-]{1,40}")
 # A line that may hold a piece of IPython syntax (each costs the transformer a pass).
 _MAYBE_IPYTHON = re.compile(r"\s*[%!?,;/]|.*\?\s*$|.*=\s*[!%]")
@@ -106,10 +108,13 @@ def convert(text: str) -> NotebookModule:
     that cannot be parsed is skipped and noted, never an error."""
     reader = _Reader()
     builder = _Builder()
-    for number, source in _code_cells(text):
-        cell = reader.read(number, source)
-        if cell is not None:
-            builder.add(cell)
+    cells = _code_cells(text)
+    with warnings.catch_warnings():  # SyntaxWarnings of student code are not the grader's
+        warnings.simplefilter("ignore")
+        for number, source in cells:
+            cell = reader.read(number, source)
+            if cell is not None:
+                builder.add(cell)
     return NotebookModule(builder.source(), tuple(builder.line_map), tuple(reader.notes()),
                           tuple(reader.skipped))
 
@@ -171,9 +176,10 @@ class _Reader:
         self._more = 0
 
     def notes(self) -> list[str]:
-        more = [f"In your notebook, {self._more} more code cells were skipped in the same "
-                "way."] if self._more else []
-        return self._notes + more
+        if not self._more:
+            return list(self._notes)
+        return [*self._notes,
+                f"In your notebook, {self._more} more code cells were skipped in the same way."]
 
     def _note(self, text: str) -> None:
         if len(self._notes) < MAX_NOTES:
@@ -245,27 +251,25 @@ class _Reader:
             return None
         work = [line + "\n" for line in lines]
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                for cleanup in manager.cleanup_transforms:  # prompts, indentation
-                    new = cleanup(work)
-                    # Only leading blank lines are ever removed.
-                    numbers = numbers[len(work) - len(new):] if len(new) != len(work) else numbers
-                    work = new
-                # IPython's transform_cell, one rewrite at a time, following lines.
-                for _ in range(TRANSFORM_PASSES):
-                    cost = max(sum(map(len, work)), MIN_PASS_CHARS)
-                    if cost > self.budget:
-                        self.budget = 0
-                        return None
-                    self.budget -= cost
-                    changed, new = manager.do_one_token_transform(work)
-                    if not changed:
-                        break
-                    numbers = _follow(work, new, numbers)
-                    work = new
-                else:
+            for cleanup in manager.cleanup_transforms:  # prompts, indentation
+                new = cleanup(work)
+                # Only leading blank lines are ever removed.
+                numbers = numbers[len(work) - len(new):] if len(new) != len(work) else numbers
+                work = new
+            # IPython's transform_cell, one rewrite at a time, following lines.
+            for _ in range(TRANSFORM_PASSES):
+                cost = max(sum(map(len, work)), MIN_PASS_CHARS)
+                if cost > self.budget:
+                    self.budget = 0
                     return None
+                self.budget -= cost
+                changed, new = manager.do_one_token_transform(work)
+                if not changed:
+                    break
+                numbers = _follow(work, new, numbers)
+                work = new
+            else:
+                return None
         except Exception:  # IndentationError from tokenize, and whatever else
             return None
         if len(work) != len(numbers) or not all(
@@ -276,16 +280,15 @@ class _Reader:
 
 
 def _parse(lines: list[str]) -> ast.Module:
-    with warnings.catch_warnings():  # SyntaxWarnings of student code are not the grader's
-        warnings.simplefilter("ignore")
-        return ast.parse("\n".join(lines))
+    return ast.parse("\n".join(lines))
 
 
 def _cell_magic(lines: list[str], numbers: list[int]):
     """IPython's clean-up (leading blank lines, leading indentation) and
     ``%%magic`` lines: (lines, numbers, None) for what is to be read as Python,
-    or (.., .., name) for a cell magic whose body is not."""
-    while True:
+    or (.., .., name) for a cell magic whose body is not (or for cell magics
+    nested more than MAX_NESTED_MAGICS deep, which no notebook needs)."""
+    for _ in range(MAX_NESTED_MAGICS + 1):
         start = 0
         while start < len(lines) and not lines[start].strip():
             start += 1
@@ -295,7 +298,7 @@ def _cell_magic(lines: list[str], numbers: list[int]):
         indent = _INDENT.match(lines[0])
         if indent:
             prefix = indent.group()
-            lines = [line[len(prefix):] if line.startswith(prefix) else line for line in lines]
+            lines = [line.removeprefix(prefix) for line in lines]
         first = lines[0]
         if not first.startswith("%%") or re.match(r"%%\w+\?", first):
             return lines, numbers, None  # "%%time?" is a help query, read as one
@@ -305,6 +308,7 @@ def _cell_magic(lines: list[str], numbers: list[int]):
         lines, numbers = lines[1:], numbers[1:]  # the body, read as a cell of its own
         if not lines:
             return lines, numbers, None
+    return lines, numbers, magic
 
 
 def _follow(old: list[str], new: list[str], numbers: list[int]) -> list[int]:
@@ -326,7 +330,7 @@ def _without_special_lines(lines: list[str], numbers: list[int]):
     """Without IPython: lines of its syntax (``%magic``, ``!shell``, ``x = !cmd``,
     ``obj?``) are emptied, so every other line keeps its number."""
     kept = ["" if line.lstrip().startswith(("%", "!")) or _HELP_LINE.fullmatch(line)
-            or _MAGIC_ASSIGN.match(line) else line for line in lines]
+            or _MAGIC_ASSIGN.match(line.lstrip()) else line for line in lines]
     return kept, numbers
 
 
@@ -334,11 +338,12 @@ def _compile_kept(cell: _Cell) -> None:
     """What the module keeps of the cell must compile, as Jupyter compiles each
     statement before running it ("no binding for nonlocal", "'yield' outside
     function" are found by the compiler, not the parser)."""
+    # Imports and constant assignments that parse also compile.
+    checked = cell.futures + [node for node in cell.kept if isinstance(node, _DEFINITIONS)]
+    if not checked:
+        return
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            compile(ast.Module(body=cell.futures + cell.kept, type_ignores=[]), "<cell>", "exec",
-                    dont_inherit=True)
+        compile(ast.Module(body=checked, type_ignores=[]), "<cell>", "exec", dont_inherit=True)
     except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError) as exc:
         line = getattr(exc, "lineno", None) if isinstance(exc, SyntaxError) else None
         raise _Unparsable(exc, _student_line(cell.numbers, line)) from None

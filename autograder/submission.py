@@ -30,7 +30,6 @@ import dataclasses
 import errno
 import hashlib
 import io
-import json
 import os
 import re
 import stat

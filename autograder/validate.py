@@ -1,9 +1,11 @@
 """``autograder validate``: prove an assignment's tests are sound.
 
 Through the real grading engine (sandbox and all): the reference scores full
-marks, the untouched template scores 0, every cataloged mistake loses points
-and receives its own hint, and every function a public test uses is also
-checked by the hidden tests.
+marks, the untouched template scores 0, the trivial baselines (zeros,
+uniform, one-hot, random answers of the right shape, see baselines.py) score
+0 apart from structural tests, every cataloged mistake loses points and
+receives its own hint, and every function a public test uses is also checked
+by the hidden tests.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from . import assignment as assignments
+from . import baselines
 from .engine import mistakes as catalog
 from .grade import grade
 
@@ -30,11 +33,12 @@ def used_api(folder: Path) -> set[str]:
     return names
 
 
-def _min_mistakes(a) -> int:
-    """``validate: min_mistakes`` of assignment.yaml (default 10: a real
-    assignment's catalog; ``autograder new`` starts with two)."""
+def _settings(a) -> dict:
+    """``validate:`` of assignment.yaml: ``min_mistakes`` (default 10: a real
+    assignment's catalog; ``autograder new`` starts with two) and
+    ``structural`` (test keys a trivial baseline may pass, e.g. parameter names)."""
     config = yaml.safe_load((a.folder / "assignment.yaml").read_text()) or {}
-    return int((config.get("validate") or {}).get("min_mistakes", 10))
+    return config.get("validate") or {}
 
 
 def validate(assignment_id: str, jobs: int = 2) -> list[str]:
@@ -45,7 +49,9 @@ def validate(assignment_id: str, jobs: int = 2) -> list[str]:
     if missing:
         problems.append(f"public tests use {sorted(missing)}, which no hidden test checks")
     known = catalog.load(a)
-    minimum = _min_mistakes(a)
+    settings = _settings(a)
+    minimum = int(settings.get("min_mistakes", 10))
+    structural = set(settings.get("structural") or ())
     if len(known) < minimum:
         problems.append(f"the mistake catalog has {len(known)} entries (at least {minimum} "
                         "expected)")
@@ -57,6 +63,9 @@ def validate(assignment_id: str, jobs: int = 2) -> list[str]:
         (subs / "template.py").write_text(a.template.read_text())
         for mistake in known:
             (subs / f"mistake-{mistake.id}.py").write_text(mistake.source(reference))
+        for kind in baselines.KINDS:
+            (subs / f"baseline-{kind}.py").write_text(
+                baselines.source(reference, kind, a.functions, a.classes))
         outcome = grade(a.id, sorted(str(p) for p in subs.iterdir()), Path(tmp) / "out",
                         jobs=jobs)
     problems += [f"grader error: {e}" for e in outcome.errors]
@@ -68,6 +77,13 @@ def validate(assignment_id: str, jobs: int = 2) -> list[str]:
     if template is not None and template.score != 0:
         passed = [t.name for t in template.tests if t.passed]
         problems.append(f"the untouched template scores {template.score:g} (passes {passed})")
+    for kind in baselines.KINDS:
+        result = results.get(f"baseline-{kind}")
+        earned = sorted({t.key for t in result.tests if t.passed and t.key not in structural}) \
+            if result is not None else []
+        if earned:
+            problems.append(f"the trivial baseline {kind!r} (answers of the right shape that "
+                            f"compute nothing) earns points in {earned}")
     for mistake in known:
         result = results.get(f"mistake-{mistake.id}")
         if result is None:

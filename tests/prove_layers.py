@@ -35,8 +35,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import test_adversarial as adversarial  # noqa: E402
-import test_sandbox_attacks as attacks  # noqa: E402
+import test_adversarial as adversarial
+import test_sandbox_attacks as attacks
 
 CLI = [sys.executable, "-m", "autograder"]
 
@@ -122,7 +122,7 @@ def clean_host() -> None:
     """Remove what a successful attack left on the host."""
     for flag, key in (("-M", attacks.IPC_KEY), ("-Q", attacks.IPC_KEY + 1),
                       ("-S", attacks.IPC_KEY + 2)):
-        subprocess.run(["ipcrm", flag, str(key)], capture_output=True)
+        subprocess.run(["ipcrm", flag, str(key)], capture_output=True, check=False)
     for name in os.listdir("/dev/shm"):
         if attacks.NONCE in name:
             os.unlink(os.path.join("/dev/shm", name))
@@ -130,9 +130,10 @@ def clean_host() -> None:
         import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
         libc.syscall(ctypes.c_long(241), ctypes.c_char_p(attacks.NONCE.encode()))  # mq_unlink
-    for path in Path("/tmp").glob(f"*{attacks.NONCE}*"):
-        if path.is_file():
-            path.unlink()
+    for folder in (Path("/tmp"), Path("/"), Path.home(), Path.cwd(), attacks.ROOT):
+        for path in folder.glob(f"*{attacks.NONCE}*"):
+            if path.is_file():
+                path.unlink()
 
 
 def describe(result: dict | None, extra: list[str]) -> tuple[bool, str]:
@@ -179,7 +180,8 @@ def run_main(base: Path, disable: str, only: list[str]) -> dict[str, tuple[bool,
         listener.close()
     ipc = ipc_leftovers()
     planted = attacks.planted_files(tmp, decoy, Path("/tmp") / f"planted_{attacks.NONCE}")
-    planted += [str(p) for p in Path("/tmp").glob(f"*{attacks.NONCE}*")]
+    planted += [str(p) for folder in (Path("/tmp"), Path("/"), Path.home())
+                for p in folder.glob(f"planted_{attacks.NONCE}*")]
     results_planted = [str(p) for p in list(tmp.glob("**/results.json"))
                        + list(tmp.glob("**/grading.json"))
                        + [Path(d) / n for d in ("/tmp", "/root") for n in ("results.json",
@@ -297,8 +299,8 @@ def main() -> int:
         clean_host()
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
-    print(f"\n| attack | protections removed | with every layer | with them removed | "
-          f"the test can fail |")
+    print("\n| attack | protections removed | with every layer | with them removed | "
+          "the test can fail |")
     print("|---|---|---|---|---|")
     sound = True
     for attack, removed in rows.items():

@@ -152,7 +152,7 @@ def attack_batch(tmp_path_factory):
 
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
 def test_attack_earns_nothing(attack_batch, attack):
-    outcome, results = attack_batch[:2]
+    results = attack_batch[1]
     result = results[attack]
     earned = [t.name for t in result.tests if t.passed]
     assert result.score == 0, f"{attack} earned points in {earned}"
@@ -186,7 +186,7 @@ def test_attacks_get_a_clear_message(attack_batch, attack, words):
 def test_writes_results_left_nothing(attack_batch):
     """Whatever "writes_results" could write is found: the planted score in
     any results file of the batch's folder, the grader's folder or /tmp."""
-    outcome, results, tmp, _ = attack_batch
+    tmp = attack_batch[2]
     candidates = [Path(d) / name for d in (Path.cwd(), Path("/tmp"), Path.home())
                   for name in ("results.json", "grading.json")]
     candidates += list(tmp.glob("**/results.json")) + list(tmp.glob("**/grading.json"))

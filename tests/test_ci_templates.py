@@ -2,6 +2,7 @@
 parse them, then run their steps on a real submission in a temporary repository
 with the environment GitHub or GitLab would set."""
 
+import json
 import os
 import re
 import shutil
@@ -132,6 +133,11 @@ def test_the_linters_catch_a_broken_template(tmp_path):
     assert done.returncode != 0 and "sometimes" in done.stdout
 
 
+def two(value: float) -> str:
+    """Points as the reports show them: at most 2 decimals."""
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
 def run_github_grade_step(tmp_path, submission, fail_on):
     """The workflow's Grade step, as GitHub would run it after the checkouts."""
     workspace = tmp_path / "workspace"
@@ -176,21 +182,26 @@ def test_github_grade_step_on_a_correct_submission(tmp_path):
 def test_github_grade_step_on_a_wrong_submission(tmp_path, fail_on, code):
     done, summary, out = run_github_grade_step(tmp_path, WRONG, fail_on)
     assert done.returncode == code, done.stderr
-    assert "::notice title=Autograder::Points 40/100" in done.stdout
+    results = json.loads((out / "results.json").read_text())
+    failed = [t for t in results["tests"] if t["status"] == "failed"]
+    points = f"{two(results['score'])}/{two(results['max_score'])}"
+    assert len(failed) > 10 and results["score"] < results["max_score"]
+    assert f"::notice title=Autograder::Points {points}" in done.stdout
     assert "Points 100/100" not in done.stdout
     assert "sqrt(d_k)" in summary.read_text()
     # An error annotation per failed test (GitHub shows 10 per step), naming the
     # test, whether it is public or hidden, and its points, on the student's file.
     errors = [line for line in done.stdout.splitlines() if line.startswith("::error ")]
     assert len(errors) == 10
-    assert ("::error file=multihead_attention.py,title=test_mha_self_attention_matches_torch "
-            "(public test)%3A 0/3 points::Likely mistake: ") in done.stdout
+    public = next(t for t in failed if t["visibility"] == "visible")
+    assert (f"::error file=multihead_attention.py,title={public['name']} (public test)%3A "
+            f"0/{two(public['max_score'])} points::Likely mistake: ") in done.stdout
     assert all(re.match(r"::error file=multihead_attention.py,title=test_\w+ "
                         r"\((public|hidden) test\)%3A 0/\d+(\.\d+)? points::", e)
                for e in errors)
-    assert "::warning title=Autograder::7 more failed tests" in done.stdout
-    assert run_github_grade_step.outputs["points"] == "40/100"
-    assert run_github_grade_step.outputs["failed"] == "17"
+    assert f"::warning title=Autograder::{len(failed) - 10} more failed tests" in done.stdout
+    assert run_github_grade_step.outputs["points"] == points
+    assert run_github_grade_step.outputs["failed"] == str(len(failed))
     # Where the report is: the run's artifact, not this runner's disk.
     assert "in this job's artifacts" in done.stderr and str(out) not in done.stderr
 
@@ -241,7 +252,10 @@ def test_gitlab_script_runs_on_a_student_repository(tmp_path):
     done = subprocess.run(["bash", "-c", job["script"][-1]], cwd=project, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    assert "Points 40/100" in done.stdout and "::notice" not in done.stdout
+    results = json.loads((project / "autograder-out" / "results.json").read_text())
+    assert 0 < results["score"] < results["max_score"]
+    assert f"Points {two(results['score'])}/{two(results['max_score'])}" in done.stdout
+    assert "::notice" not in done.stdout
     assert "in this job's artifacts" in done.stderr
     report = project / job["artifacts"]["reports"]["junit"]
     assert ET.parse(report).getroot().tag == "testsuites"

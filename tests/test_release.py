@@ -40,6 +40,18 @@ def unzip(release, assignment_id, into, name="student.zip"):
     return into / assignment_id
 
 
+def run_together(commands: dict, **options) -> dict:
+    """name -> finished process, for commands that run at the same time."""
+    started = {name: subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True, **options)
+               for name, command in commands.items()}
+    done = {}
+    for name, process in started.items():
+        out, err = process.communicate(timeout=600)
+        done[name] = subprocess.CompletedProcess(process.args, process.returncode, out, err)
+    return done
+
+
 def test_builds_are_byte_identical(release, tmp_path):
     for assignment_id in IDS:
         kits.write(assignments.load(assignment_id), tmp_path, otter=True)
@@ -256,17 +268,15 @@ def test_student_notebook_holds_every_stub_and_the_handout(release, assignment_i
 def test_student_kit_checks_locally(release, tmp_path):
     """Unzipped, the kit runs `python -m autograder check` with its vendored package."""
     kit = unzip(release, "multihead_attention", tmp_path)
+    (kit / "solved").mkdir()
+    shutil.copy(ROOT / "reference/multihead_attention.py", kit / "solved")
     command = [sys.executable, "-m", "autograder", "check", "multihead_attention"]
-    template = subprocess.run(command, cwd=kit, capture_output=True, text=True, env=CLEAN_ENV)
+    done = run_together({"template": command,
+                         "solved": command + ["solved/multihead_attention.py"]},
+                        cwd=kit, env=CLEAN_ENV)
+    template, solved = done["template"], done["solved"]
     assert template.returncode == 1 and "0 of 4 public tests passed" in template.stdout
-    (kit / "multihead_attention.py").write_text((ROOT / "reference/multihead_attention.py").read_text())
-    solved = subprocess.run(command, cwd=kit, capture_output=True, text=True, env=CLEAN_ENV)
     assert solved.returncode == 0 and "4 of 4 public tests passed" in solved.stdout
-
-
-# An example submission of each assignment whose public-test failure the catalog explains.
-HINTED = {"recurrent_cells": "lstm_gates_ifog", "attention_scoring": "mask_by_zeroing_scores",
-          "multihead_attention": "no_sqrt_scaling"}
 
 
 def _graders_public_feedback(assignment_id: str, path) -> dict[str, str]:
@@ -390,23 +400,20 @@ def test_student_kit_follows_check_md_in_a_venv(release, tmp_path, fresh_venv):
     assert commands[1] in (kit / "CHECK.md").read_text()
     _pip(fresh_venv, ".", cwd=kit)
     shutil.rmtree(kit / "autograder")  # what runs is the installed package
-    autograder = fresh_venv.parent / "autograder"
-
-    def check():
-        return subprocess.run([str(autograder), "check", "multihead_attention"], cwd=kit,
-                              capture_output=True, text=True, env=CLEAN_ENV, timeout=300)
-
-    template = check()
+    for name, source in (("solved", "reference/multihead_attention.py"),
+                         ("wrong", "examples/submissions/multihead_attention/no_sqrt_scaling.py")):
+        (kit / name).mkdir()
+        shutil.copy(ROOT / source, kit / name / "multihead_attention.py")
+    check = [str(fresh_venv.parent / "autograder"), "check", "multihead_attention"]
+    done = run_together({"template": check, "solved": check + ["solved/multihead_attention.py"],
+                         "wrong": check + ["wrong/multihead_attention.py"]},
+                        cwd=kit, env=CLEAN_ENV)
+    template, solved, wrong = done["template"], done["solved"], done["wrong"]
     assert template.returncode == 1, template.stdout + template.stderr
     assert "0 of 4 public tests passed" in template.stdout
     assert template.stdout.count("NotImplementedError") >= 4, template.stdout
-    shutil.copy(ROOT / "examples/submissions/multihead_attention/no_sqrt_scaling.py",
-                kit / "multihead_attention.py")
-    wrong = check()
+    assert solved.returncode == 0, solved.stdout + solved.stderr
+    assert "4 of 4 public tests passed" in solved.stdout
     assert wrong.returncode == 1
     assert "Likely mistake: Your attention matches the version without the 1/sqrt(d_k) " \
         "scaling." in wrong.stdout, wrong.stdout
-    shutil.copy(ROOT / "reference/multihead_attention.py", kit / "multihead_attention.py")
-    solved = check()
-    assert solved.returncode == 0, solved.stdout + solved.stderr
-    assert "4 of 4 public tests passed" in solved.stdout

@@ -263,7 +263,10 @@ def fail_loudly(size):
 
 
 def claim_forbidden():
-    tripwire.take_used = lambda: ["torch.softmax"] + ["\x00bogus" * 1000] * 50 + ["x"] * 5000
+    tripwire.take_used = lambda: (
+        ["torch.softmax", "torch.softmax (attacks.py, line 3, in f)",
+         "torch.softmax (\x1b[2J" + "p" * 10_000 + ")", "torch.softmax (", "torch.softmaxx"]
+        + ["\x00bogus" * 1000] * 50 + ["x"] * 5000)
     return 1
 '''
 REQUEST = {"module": "attacks", "filename": "attacks.py", "source": ATTACKS,
@@ -376,7 +379,10 @@ def test_forbidden_names_are_only_those_watched(zygote):
     session = open_session(zygote)
     try:
         session.request("call", name="claim_forbidden")
-        assert session.record.forbidden == {"torch.softmax"}
+        long_place = "[2J" + "p" * (session_module.PLACE_SHOWN - 3) + " [...]"
+        assert session.record.forbidden == {
+            "torch.softmax", "torch.softmax (attacks.py, line 3, in f)",
+            f"torch.softmax ({long_place})"}
     finally:
         session.close()
 

@@ -18,7 +18,7 @@ submission's messages are finalised, and nowhere else.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 # At most 9 digits: a line number in a student's printed text may be absurdly long.
 _LINE = r"line (\d{1,9})(?!\d)"

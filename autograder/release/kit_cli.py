@@ -11,6 +11,7 @@ holds ``assignments/`` is the course.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 
@@ -29,4 +30,7 @@ def run() -> None:
         course = find_course(Path.cwd())
         if course is not None:
             os.environ["AUTOGRADER_COURSE"] = str(course)
+        elif "check" in sys.argv[1:2]:
+            print("autograder: no assignments/ folder here or above: run this command in "
+                  "the unzipped kit's folder (see its CHECK.md)", file=sys.stderr)
     cli.run()

@@ -67,9 +67,16 @@ def vendored_package(prefix: str) -> dict[str, bytes]:
     return archive.tree(PACKAGE_ROOT, f"{prefix}/autograder")
 
 
+# What ``autograder check`` reads of assignment.yaml; the rest (``validate:``,
+# which names hidden tests, and whatever instructors add) stays in the course.
+STUDENT_CONFIG = ("id", "title", "section", "module", "api", "limits", "hypothesis",
+                  "forbidden", "points")
+
+
 def public_config(assignment: Assignment) -> str:
     """assignment.yaml without the hidden tests' names and points."""
     data = yaml.safe_load((assignment.folder / "assignment.yaml").read_text())
+    data = {key: value for key, value in data.items() if key in STUDENT_CONFIG}
     data["points"] = {"public": data["points"]["public"]}
     header = "# Student copy: the hidden tests and their points are not included.\n"
     return header + yaml.safe_dump(data, sort_keys=False)
@@ -205,6 +212,8 @@ then check your work with
 def _check_instructions(a: Assignment) -> str:
     torch, install, check = setup_commands(a)
     python = _pyproject()["project"]["requires-python"].lstrip(">=")
+    notebook_check = f"{check} {a.module_name}.ipynb"
+    width = len(notebook_check) + 2
     return f"""# Checking your work
 
 Set up once, from this folder, with Python {python} or newer (a virtual
@@ -221,8 +230,8 @@ requirements.txt, at the versions the grader uses.
 
 Then, from this folder:
 
-    {check}                    # checks ./{a.module}
-    {check} {a.module_name}.ipynb     # checks the notebook (save it first)
+    {check.ljust(width)}# checks ./{a.module}
+    {notebook_check.ljust(width)}# checks the notebook (save it first)
 
 The public tests are a sample; the hidden tests that decide your grade check many
 more shapes, dtypes and properties. On a laptop the sandbox has fewer layers than

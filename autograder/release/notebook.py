@@ -62,7 +62,7 @@ def build(assignment_id: str, handout: str, template: str,
                "the public tests on this notebook (save it first: they read the saved "
                "file). They need the `autograder` command, installed once from this "
                "folder (see CHECK.md):\n\n" + "".join(f"    {c}\n" for c in setup) +
-               f"\nor, from a terminal in this folder:\n\n{check}")
+               f"\nFrom a terminal in this folder, the same check is\n\n{check}")
     else:
         how = f"Check your work locally with\n\n{check}"
     cells.append(nbformat.v4.new_markdown_cell(

@@ -29,7 +29,8 @@ MESSAGE_SHOWN = 2000          # of its message (the start is kept)
 TRACEBACK_SHOWN = 4000        # of its traceback (the end is kept: the failing line)
 OUTPUT_PER_ANSWER = 8000      # of printed output, per answer
 OUTPUT_PER_SESSION = 64 * 1024  # of printed output, per session (one test); then dropped
-FORBIDDEN_NAMES, NAME_SHOWN = 100, 200  # names of forbidden calls in one answer, characters each
+FORBIDDEN_NAMES = 100        # findings of forbidden calls kept from one answer
+PLACE_SHOWN = 200            # characters of a finding's place ("m.py, line 3, in f")
 LAYERS, LAYER_SHOWN = 32, 200           # sandbox layers reported, characters each
 TRUNCATED = "\n[... output truncated]"
 
@@ -87,7 +88,8 @@ class WorkerSession:
         self.record = CallRecord()
         self.layers: list[str] = []
         self._output_left, self._output_cut = OUTPUT_PER_SESSION, False
-        # The worker reports forbidden calls by their rule's name: no other name can be true.
+        # The worker reports forbidden calls by their rule's name ("rule", or
+        # "rule (place)"): a finding naming no rule of this request is dropped.
         self._watched = {r["name"] for r in request.get("forbidden") or ()
                          if isinstance(r, dict) and type(r.get("name")) is str}
         self.pid, fd = launcher.spawn(request)
@@ -143,9 +145,19 @@ class WorkerSession:
         answer["output"] = self._keep_output(answer.get("output"))
         names = answer.get("forbidden")
         if type(names) is list:
-            self.record.forbidden.update(shown(n, NAME_SHOWN) for n in names[:FORBIDDEN_NAMES]
-                                         if type(n) is str and n in self._watched)
+            findings = (self._finding(n) for n in names[:FORBIDDEN_NAMES] if type(n) is str)
+            self.record.forbidden.update(f for f in findings if f is not None)
         return answer
+
+    def _finding(self, text: str) -> str | None:
+        """A worker's finding of a forbidden call, if it names a rule of this
+        session: "rule", or "rule (place)" with the place cleaned and cut."""
+        for name in sorted(self._watched, key=len, reverse=True):
+            if text == name:
+                return name
+            if text.startswith(name + " (") and text.endswith(")"):
+                return f"{name} ({shown(text[len(name) + 2:-1], PLACE_SHOWN)})"
+        return None
 
     def _keep_output(self, text) -> str:
         """Record what the worker says its code printed, within this answer's and

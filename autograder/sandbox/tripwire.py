@@ -2,41 +2,49 @@
 
 Forbidden means the operation, not its spelling. A rule of ``assignment.yaml``
 (see :class:`autograder.assignment.ForbiddenCall`) names what must not run in
-student code: ``ops`` are operators, seen when they run whatever Python
-spelling reached them (``torch.softmax``, ``Tensor.softmax``, ``torch._softmax``,
-``torch.ops.aten._softmax.default``, torch code that calls it for the student,
-TorchScript); ``paths`` are Python-level callables and classes
-(``torch.nn.MultiheadAttention``, ``F.multi_head_attention_forward``). Each
-layer is installed only when a rule of the assignment needs it:
+student code, and this module notes it when it runs, whatever reached it:
 
-* operators with a kernel of their own (``aten::_softmax``,
-  ``aten::_scaled_dot_product_flash_attention_for_cpu``): a
-  ``TorchDispatchMode`` sees every call below autograd;
-* CompositeImplicitAutograd operators (``aten::lstm_cell``,
-  ``aten::scaled_dot_product_attention``) are decomposed into other operators
-  before any dispatch mode sees them: a kernel registered for them (keys
-  AutogradCPU and CPU) notes the call and runs torch's own decomposition;
-* ``autograd::backward``: the dispatch mode notes operators that the autograd
-  engine runs (``Tensor.backward``, ``torch.autograd.grad``, ``torch.func``, or
-  the engine called directly);
-* ``paths``: the callable is replaced by a wrapper that notes the call (a
-  class: its ``__init__``); its code also names the rule when an operator runs
-  inside it (``nn.MultiheadAttention.forward`` runs ``multi_head_attention_forward``
-  and an attention kernel: the finding names ``torch.nn.MultiheadAttention``).
+* ``ops``: operators. A kernel of ours is registered with torch's dispatcher
+  for each of their overloads; it notes the call, then hands it on to torch's
+  own kernel. Every route to the operator goes through the dispatcher:
+  ``torch.softmax``, ``Tensor.softmax``, ``torch._softmax``,
+  ``torch.ops.aten._softmax.default``, ``torch._VF.lstm_cell``,
+  ``torch._C._nn.scaled_dot_product_attention``, torch code calling it for the
+  student (``F.softmin``, ``F.multi_head_attention_forward``), TorchScript.
+  CompositeImplicitAutograd operators (``aten::lstm_cell``,
+  ``aten::scaled_dot_product_attention``) get it for keys AutogradCPU and CPU
+  (inference mode) and then run torch's decomposition; operators with kernels
+  of their own (``aten::_softmax``) get it for key ADInplaceOrView, just below
+  autograd, so gradients are untouched (out= variants, which have a kernel
+  there: for AutogradCPU). Not seen: a kernel operator called on inference-mode
+  tensors, or from inside another kernel's C++ (the fast path of
+  ``nn.TransformerEncoderLayer``; its ``nn.MultiheadAttention`` is a path).
+* ``autograd::backward``: any backward pass (``Tensor.backward``,
+  ``torch.autograd.grad``, ``torch.func``, ``torch.autograd.functional``):
+  the engine object they all go through is wrapped.
+* ``paths``: Python functions, replaced by a wrapper that notes the call, and
+  classes. Their code names the rule when a watched operator or function runs
+  inside them: ``nn.LSTMCell.forward`` runs ``aten::lstm_cell`` and the finding
+  says ``torch.nn.LSTMCell``; ``nn.MultiheadAttention.forward`` runs
+  ``multi_head_attention_forward`` or an attention kernel, and the finding says
+  ``torch.nn.MultiheadAttention``. A class built but never run is no finding.
 
-Measured alternatives (torch 2.13, CPU): a ``TorchFunctionMode`` sees every
-Python binding (``torch._VF``, ``torch._C._nn``, ``torch.ops.aten``) but neither
-calls torch makes inside a function it handled nor TorchScript, and costs
-~2-5 us on every torch call; the registered kernels cost nothing on any other
-operator. A dispatch mode costs ~5-10 us per operator (its first use would
-import torch._dynamo, ~1 s in every worker: ``_should_skip_dynamo`` avoids it).
+Measured alternatives (torch 2.13, CPU, this VM): a ``TorchDispatchMode`` sees
+every operator below autograd but costs 5-10 us on every operator of the worker
+and ~1 ms at each operator's first dispatch in a fresh worker (+5-7 ms per test
+of multihead_attention, whose worker costs ~33 ms); its first use also imports
+torch._dynamo (~1 s) unless ``_should_skip_dynamo`` is overridden. A
+``TorchFunctionMode`` sees Python bindings (``torch._VF``, ``torch.ops``) but not
+what torch calls inside a function it handled, nor TorchScript, for 2-5 us per
+torch call. The kernels here cost nothing on other operators; installing them
+costs ~0.1 ms per overload in each worker.
 
 A call counts only when student code caused it, never the grader's own work in
 the worker: the Python stack holds a frame of the student's file, or the grader
 called an API name that the student's module bound straight to a torch
 callable (``lstm_cell = torch.lstm_cell``). A finding reads
 ``"<rule> (<file>, line <n>, in <function>)"`` for the innermost student frame;
-the bare rule name is reported as well.
+the rule's bare name is reported as well.
 """
 
 from __future__ import annotations
@@ -44,13 +52,14 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import re
 import sys
+from pathlib import Path
 from typing import Iterable, NamedTuple
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
-ENGINE = "autograd::backward"  # pseudo-operator: anything the autograd engine runs
+ENGINE = "autograd::backward"  # pseudo-operator: any backward pass
 MAX_FINDINGS = 64              # distinct findings kept between two answers
 
 
@@ -61,20 +70,17 @@ class Rule(NamedTuple):
 
 _found: dict[str, None] = {}          # findings since the last answer, in order
 _student_file: str | None = None
-_api_codes: dict = {}                  # code of a forbidden Python API -> its Rule
-_kernels: dict = {}                    # "aten::_softmax" -> {"default": Rule}: the dispatch mode's
-_graph_task_id = torch._C._current_graph_task_id  # >= 0 while the autograd engine runs
-_engine: Rule | None = None
 _worker_file: str | None = None        # the worker's own module (its frames are the grader's)
 _entry_codes: frozenset = frozenset()  # Worker.op_call / op_new: they call student API names
-_alive: list = []                      # the registered kernels and the mode live as long as we do
+_api_paths: list = []                  # (path, Rule) of the rules' Python classes and functions
+_libraries: dict = {}                  # namespace -> torch.library.Library (keeps our kernels)
 
 
-# -- planning: in the grader, once (ForbiddenCall.as_rule), or in the worker ------
+# -- planning: in the grader, once (ForbiddenCall.as_rule), else in the worker ----
 def overloads(name: str) -> list[str]:
     """``"aten::softmax"`` -> ``["aten::softmax.int", "aten::softmax.int_out"]``;
     ``"aten::softmax.int"`` -> that one; ``"aten::lstm_cell"`` -> itself (its
-    overload is the default one). Names only: no torch.ops objects are made."""
+    overload is the default one)."""
     qualified, _, wanted = name.partition(".")
     found = [s.overload_name for s in torch._C._jit_get_schemas_for_operator(qualified)]
     if not found or (wanted and wanted not in found):
@@ -82,28 +88,54 @@ def overloads(name: str) -> list[str]:
     return [qualified + (f".{o}" if o else "") for o in found if not wanted or o == wanted]
 
 
-def is_composite(overload: str) -> bool:
-    """True when a dispatch mode never sees ``overload`` itself: it is decomposed
-    into other operators first (CompositeImplicitAutograd)."""
-    return torch._C._dispatch_has_kernel_for_dispatch_key(overload, "CompositeImplicitAutograd")
+def watch_key(overload: str) -> str:
+    """The dispatch key our kernel for ``overload`` is registered for (see the
+    module's doc): "CompositeImplicitAutograd" stands for AutogradCPU and CPU.
+    Just below autograd (ADInplaceOrView) where autograd's kernel passes through
+    that key; else at AutogradCPU, which loses nothing there: an out= or in-place
+    variant (its kernel at ADInplaceOrView still runs after ours), or an operator
+    without a derivative (whose autograd kernel skips ADInplaceOrView)."""
+    def has(key: str) -> bool:
+        return torch._C._dispatch_has_kernel_for_dispatch_key(overload, key)
+    if has("CompositeImplicitAutograd"):
+        return "CompositeImplicitAutograd"
+    if has("ADInplaceOrView"):
+        return "AutogradCPU"
+    derivatives = _derivatives()
+    if derivatives is not None and overload.partition("::")[2] not in derivatives:
+        return "AutogradCPU"
+    return "ADInplaceOrView"
+
+
+@functools.lru_cache(maxsize=None)
+def _derivatives() -> frozenset | None:
+    """Overloads with a derivative formula ("_softmax", "add.Tensor"): torch's own
+    derivatives.yaml, which torchgen ships with it (None if it is missing)."""
+    try:
+        import torchgen
+
+        text = (Path(torchgen.__file__).parent / "packaged" / "autograd" /
+                "derivatives.yaml").read_text()
+    except (ImportError, OSError):
+        return None
+    return frozenset(re.findall(r"^- name:\s+([\w.]+)\(", text, re.M))
 
 
 def resolve(ops: Iterable[str]) -> dict:
-    """A rule's operators by the layer that sees them: ``{"composite": [...],
-    "kernels": [...], "engine": bool}``. LookupError for an unknown operator."""
-    plan = {"composite": [], "kernels": [], "engine": False}
+    """A rule's operators as the worker installs them: ``{"overloads": {overload:
+    key}, "engine": bool}``. LookupError for an operator this torch lacks."""
+    plan = {"overloads": {}, "engine": False}
     for name in ops:
         if name == ENGINE:
             plan["engine"] = True
-            continue
-        for overload in overloads(name):
-            plan["composite" if is_composite(overload) else "kernels"].append(overload)
+        else:
+            plan["overloads"].update((o, watch_key(o)) for o in overloads(name))
     return plan
 
 
 def _resolve_known(ops: Iterable[str]) -> dict:
-    """:func:`resolve`, in a worker sent no plan: operators this torch lacks are
-    skipped (the grader's resolution, and its tests, refuse them)."""
+    """:func:`resolve` in a worker sent no plan: operators this torch lacks are
+    skipped (the grader's own resolution refuses them)."""
     def exists(name: str) -> bool:
         try:
             return name == ENGINE or bool(overloads(name))
@@ -113,10 +145,17 @@ def _resolve_known(ops: Iterable[str]) -> dict:
 
 
 # -- installation ----------------------------------------------------------------
+def prepare() -> None:
+    """Optional, in the zygote after its warm-up: make the (empty) library our
+    kernels join, which saves each forked worker ~1 ms and ~300 page faults
+    (measured; made at import time instead, it saves almost nothing)."""
+    _libraries.setdefault("aten", torch.library.Library("aten", "IMPL"))
+
+
 def install(rules: Iterable[dict], student_file: str) -> None:
     """``rules``: ``ForbiddenCall.as_rule()`` dicts: ``name``, ``paths``,
     ``within``, ``ops`` and (resolved by the grader) ``plan``."""
-    global _student_file, _engine, _worker_file, _entry_codes
+    global _student_file, _worker_file, _entry_codes
     rules = list(rules)
     if not rules:
         return
@@ -126,29 +165,81 @@ def install(rules: Iterable[dict], student_file: str) -> None:
     _worker_file = caller.f_code.co_filename
     _entry_codes = frozenset(getattr(getattr(worker_class, op, None), "__code__", None)
                              for op in ("op_call", "op_new")) - {None}
-    libraries: dict[str, torch.library.Library] = {}
     for rule in rules:
         watched = Rule(rule["name"], frozenset(rule.get("within") or ()))
         for path in rule.get("paths") or ():
             _watch_path(path, watched)
         plan = rule.get("plan") or _resolve_known(rule.get("ops") or ())
-        for overload in plan["composite"]:
-            namespace, _, name = overload.partition("::")
-            if namespace not in libraries:
-                libraries[namespace] = torch.library.Library(namespace, "IMPL")
-            kernel = _composite_kernel(overload, watched)
-            for key in ("AutogradCPU", "CPU"):  # with autograd, and in inference mode
-                libraries[namespace].impl(name, kernel, key)
-        for overload in plan["kernels"]:
-            packet, _, name = overload.partition(".")
-            _kernels.setdefault(packet, {})[name or "default"] = watched
+        for overload, key in plan["overloads"].items():
+            _watch_overload(overload, key, watched)
         if plan["engine"]:
-            _engine = watched
-    _alive.extend(libraries.values())
-    if _kernels or _engine is not None:
-        mode = _DispatchWatch()
-        mode.__enter__()  # for the worker's lifetime
-        _alive.append(mode)
+            _watch_engine(watched)
+
+
+def _watch_overload(overload: str, key: str, rule: Rule) -> None:
+    namespace, _, name = overload.partition("::")
+    if namespace not in _libraries:
+        _libraries[namespace] = torch.library.Library(namespace, "IMPL")
+    library = _libraries[namespace]
+    if key == "CompositeImplicitAutograd":
+        kernel = _composite_kernel(overload, rule)
+        library.impl(name, kernel, "AutogradCPU")
+        library.impl(name, kernel, "CPU")  # tensors without autograd (inference mode)
+    else:
+        library.impl(name, _kernel_below(overload, key, rule), key, with_keyset=True)
+
+
+@functools.lru_cache(maxsize=None)
+def _op(overload: str):
+    """``"aten::lstm.input"`` -> torch.ops.aten.lstm.input (made when first run)."""
+    namespace, _, name = overload.partition("::")
+    packet, _, variant = name.partition(".")
+    return getattr(getattr(getattr(torch.ops, namespace), packet), variant or "default")
+
+
+def _composite_kernel(overload: str, rule: Rule):
+    def kernel(*args, **kwargs):
+        _note(rule)
+        return _op(overload).decompose(*args, **kwargs)  # torch's own decomposition
+    return kernel
+
+
+_BELOW = {  # what a kernel at this key leaves to the keys after it
+    "ADInplaceOrView": (torch._C._after_ADInplaceOrView_keyset,
+                        torch._C._AutoDispatchBelowADInplaceOrView),
+    "AutogradCPU": (torch._C._after_autograd_keyset, torch._C._AutoDispatchBelowAutograd),
+}
+
+
+def _kernel_below(overload: str, key: str, rule: Rule):
+    after, guard = _BELOW[key]
+
+    def kernel(keyset, *args, **kwargs):
+        _note(rule)
+        with guard():
+            return _op(overload).redispatch(keyset & after, *args, **kwargs)
+    return kernel
+
+
+class _Engine:
+    """Stands in for the autograd engine object that every backward pass started
+    from Python goes through (``Variable._execution_engine``)."""
+
+    def __init__(self, engine, rule: Rule):
+        self._engine, self._rule = engine, rule
+
+    def run_backward(self, *args, **kwargs):
+        _note(self._rule)
+        return self._engine.run_backward(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+
+def _watch_engine(rule: Rule) -> None:
+    from torch.autograd.variable import Variable
+
+    Variable._execution_engine = _Engine(Variable._execution_engine, rule)
 
 
 def _resolve(path: str):
@@ -167,21 +258,15 @@ def _resolve(path: str):
 
 
 def _watch_path(path: str, rule: Rule) -> None:
+    """A function is wrapped. A class is not: what it runs is (its operators, or
+    a wrapped function), and its methods' code names its rule (see _note)."""
+    _api_paths.append((path, rule))
     try:
         owner, attr = _resolve(path)
         original = getattr(owner, attr)
     except (LookupError, AttributeError):
         return
-    if isinstance(original, type):
-        for value in vars(original).values():  # its methods name the rule (see _note)
-            code = getattr(getattr(value, "__func__", value), "__code__", None)
-            if code is not None:
-                _api_codes.setdefault(code, rule)
-        _wrap_class(original, rule)
-    else:
-        code = getattr(original, "__code__", None)
-        if code is not None:
-            _api_codes.setdefault(code, rule)
+    if not isinstance(original, type):
         setattr(owner, attr, _wrap_function(original, rule))
 
 
@@ -193,42 +278,27 @@ def _wrap_function(original, rule: Rule):
     return tripwire
 
 
-def _wrap_class(cls, rule: Rule) -> None:
-    original_init = cls.__init__
-
-    @functools.wraps(original_init)
-    def tripwire_init(self, *args, **kwargs):
-        _note(rule)
-        original_init(self, *args, **kwargs)
-
-    cls.__init__ = tripwire_init
-
-
-def _composite_kernel(overload: str, rule: Rule):
-    namespace, _, name = overload.partition("::")
-    packet, _, variant = name.partition(".")
-
-    def kernel(*args, **kwargs):
-        _note(rule)
-        op = getattr(getattr(getattr(torch.ops, namespace), packet), variant or "default")
-        return op.decompose(*args, **kwargs)  # torch's CompositeImplicitAutograd kernel itself
-    return kernel
+def _api_codes() -> dict:
+    """Code object of each method of a path's class, and of a path's function ->
+    its Rule; built when first needed (a finding), not in every worker."""
+    if _api_code_map or not _api_paths:
+        return _api_code_map
+    for path, rule in _api_paths:
+        try:
+            owner, attr = _resolve(path)
+            value = getattr(owner, attr)
+        except (LookupError, AttributeError):
+            continue
+        values = vars(value).values() if isinstance(value, type) else \
+            [getattr(value, "__wrapped__", value)]
+        for item in values:
+            code = getattr(getattr(item, "__func__", item), "__code__", None)
+            if code is not None:
+                _api_code_map.setdefault(code, rule)
+    return _api_code_map
 
 
-class _DispatchWatch(TorchDispatchMode):
-    """Sees every operator below autograd; notes the watched ones."""
-
-    @classmethod
-    def _should_skip_dynamo(cls) -> bool:
-        return False  # True would import torch._dynamo at the first operator (~1 s)
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        watched = _kernels.get(func._name)  # "aten::_softmax" -> {"default": Rule, ...}
-        if watched is not None and func._overloadname in watched:
-            _note(watched[func._overloadname])
-        elif _engine is not None and _graph_task_id() >= 0:
-            _note(_engine)
-        return func(*args, **(kwargs or {}))
+_api_code_map: dict = {}
 
 
 # -- attribution -----------------------------------------------------------------
@@ -236,9 +306,9 @@ def _note(rule: Rule) -> None:
     """Record ``rule`` if student code caused this call (see the module's doc)."""
     frame = sys._getframe(2)
     student = None            # the innermost frame of the student's file
-    api = None                # the outermost forbidden Python API inside that frame
+    inner = []                # the code run between that frame and this call
     names = set()             # student functions on the stack (for ``within``)
-    called_as = None          # the API name the grader called, if it called torch directly
+    called_as = None          # the API name the grader called
     while frame is not None:
         code = frame.f_code
         if code.co_filename == _student_file:
@@ -246,18 +316,24 @@ def _note(rule: Rule) -> None:
                 student = frame
             names.add(code.co_name)
         elif code.co_filename == _worker_file:
-            if code in _entry_codes:
-                called_as = frame.f_locals.get("name")
-                if type(called_as) is str:
-                    names.add(called_as)
-            if student is None and code not in _entry_codes:
-                return  # the grader's own work (its backward pass, copying results)
+            if code not in _entry_codes:
+                if student is None:
+                    return  # the grader's own work (its backward pass, copying results)
+                break
+            called_as = frame.f_locals.get("name")
+            if type(called_as) is str:
+                names.add(called_as)
             break
         elif student is None:
-            api = _api_codes.get(code, api)
+            inner.append(code)
         frame = frame.f_back
-    if student is None and called_as is None:
+    if student is None and type(called_as) is not str:
         return
+    api = None  # the outermost forbidden Python API in between: its rule is the one that matters
+    if inner and _api_paths:
+        codes = _api_codes()
+        for code in inner:
+            api = codes.get(code, api)
     for candidate in (api, rule):
         if candidate is not None and (not candidate.within or candidate.within & names):
             break

@@ -51,9 +51,9 @@ class ScoringCase:
 
 
 @st.composite
-def scoring_cases(draw, same_dims: bool = False, max_t: int = 8):
+def scoring_cases(draw, same_dims: bool = False, max_t: int = 8, min_b: int = 1, min_t: int = 1):
     Dq = draw(st.integers(1, 12))
-    return ScoringCase(B=draw(st.integers(1, 4)), T=draw(st.integers(1, max_t)), Dq=Dq,
+    return ScoringCase(B=draw(st.integers(min_b, 4)), T=draw(st.integers(min_t, max_t)), Dq=Dq,
                        Dk=Dq if same_dims else draw(st.integers(1, 12)),
                        Dv=draw(st.integers(1, 8)), A=draw(st.integers(1, 10)),
                        dtype=draw(float_dtypes()), seed=draw(seeds()))

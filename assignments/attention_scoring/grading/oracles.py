@@ -19,6 +19,23 @@ def softmax(scores, mask=None, temperature=1.0):
     return torch.softmax(scaled, dim=-1).nan_to_num(0.0)
 
 
+def dot_scores(query, keys):
+    """Luong dot scores (B, T), by a batched matrix product."""
+    return torch.bmm(keys, query.unsqueeze(-1)).squeeze(-1)
+
+
+def general_scores(query, keys, W):
+    """Luong general scores q^T W k_t (B, T), by a batched matrix product."""
+    return torch.bmm(keys, (query @ W).unsqueeze(-1)).squeeze(-1)
+
+
+def attend(scores, values, mask=None, temperature=1.0):
+    """(context, weights) of soft alignment: the masked softmax, then the
+    weights-weighted sum of the values."""
+    weights = softmax(scores, mask, temperature)
+    return torch.bmm(weights.unsqueeze(1), values).squeeze(1), weights
+
+
 def bahdanau_scores(query, keys, W_q, W_k, v):
     return torch.tanh(F.linear(query, W_q).unsqueeze(1) + F.linear(keys, W_k)) @ v
 

@@ -99,9 +99,11 @@ class MHACase:
 
     @memoize
     def key_mask(self, keep: float = 0.7) -> torch.Tensor:
-        """(B, S) bool, True = real key; batch element 0 has no real key at all."""
+        """(B, S) bool, True = real key; batch element 0 has no real key at all,
+        every other element at least one (key 0)."""
         mask = torch.rand(self.B, self.key_len, generator=generator(self.seed + 2)) < keep
         mask[0] = False
+        mask[1:, 0] = True
         return mask
 
     def describe(self) -> str:
@@ -114,11 +116,11 @@ class MHACase:
 
 
 @st.composite
-def mha_cases(draw, cross: bool | None = None, max_len: int = 6):
+def mha_cases(draw, cross: bool | None = None, max_len: int = 6, min_batch: int = 1):
     n_heads = draw(st.sampled_from([1, 2, 4]))
     head_dim = draw(st.integers(1, 6))
     cross = draw(st.booleans()) if cross is None else cross
     L = draw(st.integers(1, max_len))
-    return MHACase(B=draw(st.integers(1, 3)), L=L, S=draw(st.integers(1, max_len)) if cross else L,
+    return MHACase(B=draw(st.integers(min_batch, 3)), L=L, S=draw(st.integers(1, max_len)) if cross else L,
                    d_model=n_heads * head_dim, n_heads=n_heads, dtype=draw(float_dtypes()),
                    seed=draw(seeds()), cross=cross, bias=draw(st.booleans()))

@@ -51,6 +51,23 @@ def sdpa_grads(q, k, v, grad_out, attn_mask=None, is_causal=False):
     return torch.autograd.grad(out, leaves, grad_out)
 
 
+def sdpa_weights(q, k, attn_mask=None):
+    """The attention weights, differentiably, from torch's kernel: attending over
+    the identity as values returns the weights themselves (rows with no allowed
+    key give zeros and finite gradients, as the spec asks)."""
+    S = k.size(-2)
+    eye = torch.eye(S, dtype=q.dtype).expand(*k.shape[:-2], S, S)
+    return F.scaled_dot_product_attention(q, k, eye, attn_mask=attn_mask)
+
+
+@memoize
+def sdpa_weight_grads(q, k, grad_weights, attn_mask=None):
+    """Gradients of (q, k) of sum(weights * grad_weights) (v takes no part)."""
+    leaves = [t.detach().clone().requires_grad_(True) for t in (q, k)]
+    weights = sdpa_weights(*leaves, attn_mask=attn_mask)
+    return torch.autograd.grad(weights, leaves, grad_weights)
+
+
 def torch_mha(d_model: int, n_heads: int, weights: dict, dtype, bias: bool):
     """An ``nn.MultiheadAttention`` holding the spec's four projections."""
     mha = torch.nn.MultiheadAttention(d_model, n_heads, bias=bias, batch_first=True,

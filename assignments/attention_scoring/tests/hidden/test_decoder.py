@@ -3,8 +3,9 @@
 import torch
 from hypothesis import given, strategies as st
 
-from autograder.testing import (assert_all_close, assert_close, fail, generator, random_tensor,
-                                seeds, unpack, float_dtypes)
+from autograder.testing import (assert_close, fail, generator, random_tensor, seeds, unpack,
+                                float_dtypes)
+from grading.gradients import assert_gradients, call_with_grad
 from grading.oracles import decoder_step
 
 PREVIOUS_STATE_HINT = ("Bahdanau attention scores the encoder states with the *previous* "
@@ -63,24 +64,27 @@ def test_decoder_step_ignores_padded_positions(student, s):
     s_new2, _, _ = unpack(student.decoder_step(y, h, noisy, params, mask), 3, "decoder_step")
     assert_close(s_new2, s_new, what="s_new after changing padded encoder states",
                  case=describe(s), hint="padding must not influence the decoder.")
+    # The property together with the right values: a constant state ignores padding too.
+    assert_close(s_new, decoder_step(y, h, enc, params, mask)[0], what="s_new", case=describe(s))
 
 
 @given(s=sizes)
 def test_decoder_step_gradients_reach_every_parameter(student, s):
-    """Gradients of the new state flow to every parameter and input, equal to autograd."""
+    """Gradients of all three outputs (s_new, context and the attention weights) flow
+    to every parameter and input, equal to autograd's."""
     y, h, enc, params, mask = make(**s)
-    grad = random_tensor((s["B"], s["H"]), s["dtype"], generator(s["seed"] + 9))
+    gen = generator(s["seed"] + 9)
+    grad_outputs = (random_tensor((s["B"], s["H"]), s["dtype"], gen),
+                    random_tensor((s["B"], s["De"]), s["dtype"], gen),
+                    random_tensor((s["B"], s["T"]), s["dtype"], gen))
     names = sorted(params)
-    _, grads, _ = student.decoder_step.with_grad(
-        (y, h, enc, params, mask), grad_outputs=(grad, None, None),
-        wrt=[0, 1, 2] + [(3, n) for n in names])
-    leaves = [t.clone().requires_grad_(True) for t in (y, h, enc)]
-    pleaves = {n: params[n].clone().requires_grad_(True) for n in names}
-    s_new = decoder_step(*leaves, pleaves, mask)[0]
-    expected = torch.autograd.grad(s_new, leaves + [pleaves[n] for n in names], grad)
-    tolerance = {"rtol": 1e-3, "atol": 1e-5} if s["dtype"] == torch.float32 else {}
-    got = dict(zip(["y_prev", "s_prev", "enc_outputs"] + names, grads))
-    assert_all_close(got, dict(zip(["y_prev", "s_prev", "enc_outputs"] + names, expected)),
-                     what="the gradient of", case=describe(s),
+    wrt = [0, 1, 2] + [(3, n) for n in names]
+    args = (y, h, enc, params, mask)
+    _, grads = call_with_grad(student.decoder_step, args, grad_outputs=grad_outputs, wrt=wrt)
+    assert_gradients(grads, decoder_step, args, grad_outputs=grad_outputs, wrt=wrt,
+                     inputs=["y_prev", "s_prev", "enc_outputs"] + names,
+                     outputs=("s_new", "the context", "the attention weights"),
+                     what="decoder_step", case=describe(s),
                      hint="every parameter must be used through differentiable operations "
-                          "(no .detach(), no in-place writes into inputs).", **tolerance)
+                          "(no .detach(), no in-place writes into inputs), and every output "
+                          "is differentiable.")

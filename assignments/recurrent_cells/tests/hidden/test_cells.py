@@ -1,11 +1,12 @@
-"""Hidden tests of the three cells against torch.nn.RNNCell, LSTMCell, GRUCell."""
+"""Hidden tests of the three cells against torch.nn.RNNCell, LSTMCell, GRUCell:
+their values and their gradients."""
 
-import torch
 from hypothesis import given, strategies as st
 
-from autograder.testing import assert_close, unpack
+from autograder.testing import assert_close, generator, random_tensor, unpack
 from grading.cases import rnn_cases
-from grading.oracles import torch_cell
+from grading.checks import DETACHED_HINT, NoGradients, with_grad
+from grading.oracles import cell_with_grad, wrt_positions
 
 GATE_HINT = {
     "lstm": "PyTorch stacks the gates as i, f, g, o along the first axis of W_ih (4H, I): "
@@ -16,35 +17,69 @@ GATE_HINT = {
 }
 
 
+def grad_outputs(case, count):
+    """One random (B, H) gradient per output of the cell."""
+    gen = generator(case.seed + 5)
+    return tuple(random_tensor((case.B, case.H), case.dtype, gen) for _ in range(count))
+
+
+def call_cell(student, case, x, state, params, grads, kwargs=None, outputs=("h'",)):
+    """The cell's result and its gradients (x, h, weights: see wrt_positions)."""
+    wrt, _ = wrt_positions(case.cell, case.bias)
+    return with_grad(getattr(student, f"{case.cell}_cell"), (x, state, *params), kwargs,
+                     grad_outputs=grads, wrt=wrt, outputs=outputs, case=case)
+
+
+def compare_grads(got, expected, case, what):
+    """The gradients the student's cell gives the inputs, against autograd
+    through the torch module."""
+    if isinstance(got, NoGradients):
+        got.report()
+    _, names = wrt_positions(case.cell, case.bias)
+    got = unpack(got, len(names), f"the gradients of {what}")
+    for name, a, e in zip(names, got, expected):
+        assert_close(a, e, what=f"the gradient of {what} with respect to {name}", case=case,
+                     hint=DETACHED_HINT)
+
+
 @given(case=rnn_cases(cells=("rnn",)), nonlinearity=st.sampled_from(["tanh", "relu"]))
 def test_rnn_cell_matches_torch(student, case, nonlinearity):
-    """rnn_cell equals nn.RNNCell for tanh and relu, with and without biases."""
+    """rnn_cell equals nn.RNNCell for tanh and relu, with and without biases, and
+    so do its gradients with respect to x, h and the weights."""
     x, h, params = case.x()[0], case.state(), case.params()
-    got = student.rnn_cell(x, h, *params, nonlinearity=nonlinearity)
-    with torch.no_grad():
-        expected = torch_cell("rnn", params, case.dtype, nonlinearity)(x, h)
-    assert_close(got, expected, what=f"rnn_cell (nonlinearity={nonlinearity!r})", case=case,
+    grads = grad_outputs(case, 1)
+    what = f"rnn_cell (nonlinearity={nonlinearity!r})"
+    got, got_grads = call_cell(student, case, x, h, params, grads,
+                               {"nonlinearity": nonlinearity})
+    expected, expected_grads = cell_with_grad("rnn", x, h, params, grads, nonlinearity)
+    assert_close(got, expected, what=what, case=case,
                  hint="h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh): PyTorch's weights are "
                       "(out, in), so multiply by their transpose.")
+    compare_grads(got_grads, expected_grads, case, what)
 
 
 @given(case=rnn_cases(cells=("lstm",)))
 def test_lstm_cell_matches_torch(student, case):
-    """lstm_cell equals nn.LSTMCell: gates i, f, g, o; returns (h', c')."""
+    """lstm_cell equals nn.LSTMCell: gates i, f, g, o; returns (h', c'); the
+    gradients through both h' and c' with respect to x and the weights too."""
     x, state, params = case.x()[0], case.state(), case.params()
-    h, c = unpack(student.lstm_cell(x, state, *params), 2, "lstm_cell", "h', c'")
-    with torch.no_grad():
-        expected_h, expected_c = torch_cell("lstm", params, case.dtype)(x, state)
+    grads = grad_outputs(case, 2)
+    got, got_grads = call_cell(student, case, x, state, params, grads, outputs=("h'", "c'"))
+    h, c = unpack(got, 2, "lstm_cell", "h', c'")
+    (expected_h, expected_c), expected_grads = cell_with_grad("lstm", x, state, params, grads)
     assert_close(c, expected_c, what="c'", case=case, hint=GATE_HINT["lstm"])
     assert_close(h, expected_h, what="h'", case=case,
                  hint=GATE_HINT["lstm"] + " Return (h', c') in that order.")
+    compare_grads(got_grads, expected_grads, case, "lstm_cell's (h', c')")
 
 
 @given(case=rnn_cases(cells=("gru",)))
 def test_gru_cell_matches_torch(student, case):
-    """gru_cell equals nn.GRUCell: gates r, z, n with the reset gate inside n."""
+    """gru_cell equals nn.GRUCell: gates r, z, n with the reset gate inside n;
+    its gradients with respect to x, h and the weights too."""
     x, h, params = case.x()[0], case.state(), case.params()
-    with torch.no_grad():
-        expected = torch_cell("gru", params, case.dtype)(x, h)
-    assert_close(student.gru_cell(x, h, *params), expected, what="gru_cell", case=case,
-                 hint=GATE_HINT["gru"])
+    grads = grad_outputs(case, 1)
+    got, got_grads = call_cell(student, case, x, h, params, grads)
+    expected, expected_grads = cell_with_grad("gru", x, h, params, grads)
+    assert_close(got, expected, what="gru_cell", case=case, hint=GATE_HINT["gru"])
+    compare_grads(got_grads, expected_grads, case, "gru_cell")

@@ -1,0 +1,385 @@
+"""recurrent_cells is fair both ways, proven in one graded batch:
+
+- every differentiable output is checked against the oracle's gradients: a
+  reference that detaches any one of them (each cell kind, lstm's h' and c',
+  unroll's outputs and final state, either half of bidirectional) loses points;
+- common real mistakes get their own hint (element-wise clipping is not told it
+  clips per tensor, float32 zeros for a float64 input, clipping in place);
+- correct code written the other way (einsum or a loop over gates, fused
+  projections, float64 inside, a dict of names with "LSTM"/"GRU" in strings)
+  never loses a point.
+"""
+
+import ast
+
+import pytest
+
+from conftest import ROOT, failed, grade_batch
+
+REFERENCE = (ROOT / "reference" / "recurrent_cells.py").read_text()
+ID = "recurrent_cells"
+
+
+def patched(*pairs: tuple[str, str]) -> str:
+    text = REFERENCE
+    for old, new in pairs:
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    return text
+
+
+def with_functions(source: str, new: str) -> str:
+    """``source`` with the top-level functions that ``new`` defines replaced by
+    its definitions (and ``new``'s other top-level code added)."""
+    defined = {node.name for node in ast.parse(new).body if isinstance(node, ast.FunctionDef)}
+    lines = source.splitlines()
+    for node in sorted(ast.parse(source).body, key=lambda n: -n.lineno):
+        if isinstance(node, ast.FunctionDef) and node.name in defined:
+            del lines[node.lineno - 1:node.end_lineno]
+    return "\n".join(lines) + "\n\n" + new
+
+
+RETURN_CELLS = "return torch.cat([out_fwd, out_bwd], dim=-1), (final_fwd, final_bwd)"
+
+# A detached output, one place at a time -> the test that must catch it.
+DETACHED = {
+    "detached_rnn_tanh": ([("return torch.tanh(pre)", "return torch.tanh(pre).detach()")],
+                          "test_rnn_cell_matches_torch"),
+    "detached_rnn_relu": ([("return torch.relu(pre)", "return torch.relu(pre).detach()")],
+                          "test_rnn_cell_matches_torch"),
+    "detached_lstm_h": ([("    return h_new, c_new", "    return h_new.detach(), c_new")],
+                        "test_lstm_cell_matches_torch"),
+    "detached_lstm_c": ([("    return h_new, c_new", "    return h_new, c_new.detach()")],
+                        "test_lstm_cell_matches_torch"),
+    "detached_gru": ([("return (1 - z) * n + z * h", "return ((1 - z) * n + z * h).detach()")],
+                     "test_gru_cell_matches_torch"),
+    "detached_unroll_outputs": ([("return torch.stack(outputs), state",
+                                  "return torch.stack(outputs).detach(), state")],
+                                "test_unroll_gradients_match_torch"),
+    "detached_unroll_final": ([("return torch.stack(outputs), state",
+                                ("return torch.stack(outputs), (tuple(s.detach() for s in state) "
+                                 "if cell == 'lstm' else state.detach())"))],
+                              "test_unroll_gradients_match_torch"),
+    "detached_bidirectional": ([(RETURN_CELLS, RETURN_CELLS.replace(
+                                    "dim=-1)", "dim=-1).detach()"))],
+                               "test_bidirectional_matches_torch"),
+    "detached_bidirectional_fwd": ([(RETURN_CELLS, RETURN_CELLS.replace(
+                                        "[out_fwd,", "[out_fwd.detach(),"))],
+                                   "test_bidirectional_matches_torch"),
+    "detached_bidirectional_bwd": ([(RETURN_CELLS, RETURN_CELLS.replace(
+                                        "out_bwd]", "out_bwd.detach()]"))],
+                                   "test_bidirectional_matches_torch"),
+}
+
+CLIP_RETURN = "return [g * factor for g in grads], total_norm"
+# Real mistakes -> (tests that must fail, the cataloged mistake whose hint they get).
+MISTAKES = {
+    "clip_elementwise": (patched((CLIP_RETURN, ("return [g.clamp(-max_norm, max_norm) "
+                                                "for g in grads], total_norm"))),
+                         {"test_clip_grad_norm_small", "test_clip_grad_norm_matches_torch"},
+                         "clip_elementwise"),
+    "clip_per_tensor": (patched((CLIP_RETURN, ("return [g * torch.clamp(max_norm / "
+                                               "(torch.linalg.vector_norm(g) + eps), max=1.0) "
+                                               "for g in grads], total_norm"))),
+                        {"test_clip_grad_norm_small", "test_clip_grad_norm_matches_torch"},
+                        "clip_per_tensor"),
+    "clip_in_place": (patched((CLIP_RETURN, ("for g in grads:\n        g.mul_(factor)\n"
+                                             "    return list(grads), total_norm"))),
+                      {"test_clip_grad_norm_small", "test_clip_does_not_modify_inputs"},
+                      "clip_in_place"),
+    "zeros_float32": (patched(("zeros = x.new_zeros(B, W_hh.shape[1])",
+                               "zeros = torch.zeros(B, W_hh.shape[1])")),
+                      {"test_unroll_matches_torch"}, "unroll_zeros_float32"),
+}
+
+# -- correct submissions in other styles ---------------------------------
+
+EINSUM_GATES = with_functions(REFERENCE, '''
+def _gates(x, h, W_ih, W_hh, b_ih, b_hh, G):
+    """(G, B, H) input and hidden projections, one einsum each."""
+    H = h.shape[-1]
+    gi = torch.einsum("bi,ghi->gbh", x, W_ih.reshape(G, H, -1))
+    gh = torch.einsum("bk,ghk->gbh", h, W_hh.reshape(G, H, H))
+    if b_ih is not None:
+        gi = gi + b_ih.reshape(G, 1, H)
+        gh = gh + b_hh.reshape(G, 1, H)
+    return gi, gh
+
+
+def rnn_cell(x, h, W_ih, W_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
+    gi, gh = _gates(x, h, W_ih, W_hh, b_ih, b_hh, 1)
+    act = {"tanh": torch.tanh, "relu": torch.relu}[nonlinearity]
+    return act(gi[0] + gh[0])
+
+
+def lstm_cell(x, state, W_ih, W_hh, b_ih=None, b_hh=None):
+    h, c = state
+    gi, gh = _gates(x, h, W_ih, W_hh, b_ih, b_hh, 4)
+    i, f, g, o = (gi + gh).unbind(0)
+    c_next = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c_next), c_next
+
+
+def gru_cell(x, h, W_ih, W_hh, b_ih=None, b_hh=None):
+    gi, gh = _gates(x, h, W_ih, W_hh, b_ih, b_hh, 3)
+    r = torch.sigmoid(gi[0] + gh[0])
+    z = torch.sigmoid(gi[1] + gh[1])
+    n = torch.tanh(gi[2] + r * gh[2])
+    return n + z * (h - n)
+
+
+def clip_grad_norm(grads, max_norm, eps=1e-6):
+    total_norm = torch.sqrt(sum((g.double() ** 2).sum() for g in grads)).to(grads[0].dtype)
+    factor = torch.clamp(max_norm / (total_norm + eps), max=1.0)
+    return [torch.einsum("...,->...", g, factor) for g in grads], total_norm
+''')
+
+LOOP_OVER_GATES = with_functions(REFERENCE, '''
+def _gate(x, h, W_ih, W_hh, b_ih, b_hh, k):
+    """Gate k's input and hidden parts, from its own rows of the weights."""
+    H = h.shape[-1]
+    rows = slice(k * H, (k + 1) * H)
+    from_x, from_h = x @ W_ih[rows].t(), h @ W_hh[rows].t()
+    if b_ih is not None:
+        from_x, from_h = from_x + b_ih[rows], from_h + b_hh[rows]
+    return from_x, from_h
+
+
+def rnn_cell(x, h, W_ih, W_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
+    a, b = _gate(x, h, W_ih, W_hh, b_ih, b_hh, 0)
+    return torch.tanh(a + b) if nonlinearity == "tanh" else torch.clamp(a + b, min=0)
+
+
+def lstm_cell(x, state, W_ih, W_hh, b_ih=None, b_hh=None):
+    h, c = state
+    gates = []
+    for k in range(4):
+        a, b = _gate(x, h, W_ih, W_hh, b_ih, b_hh, k)
+        gates.append(a + b)
+    i, f, g, o = gates
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
+
+
+def gru_cell(x, h, W_ih, W_hh, b_ih=None, b_hh=None):
+    parts = [_gate(x, h, W_ih, W_hh, b_ih, b_hh, k) for k in range(3)]
+    r, z = (torch.sigmoid(a + b) for a, b in parts[:2])
+    n = torch.tanh(parts[2][0] + r * parts[2][1])
+    return (1 - z) * n + z * h
+
+
+def unroll(cell, x, state, W_ih, W_hh, b_ih=None, b_hh=None, reverse=False):
+    """Outputs written into a preallocated tensor, one time step at a time."""
+    step = {"rnn": rnn_cell, "lstm": lstm_cell, "gru": gru_cell}[cell]
+    T, B, H = x.shape[0], x.shape[1], W_hh.shape[1]
+    if state is None:
+        state = (x.new_zeros(B, H), x.new_zeros(B, H)) if cell == "lstm" else x.new_zeros(B, H)
+    outputs = x.new_zeros(T, B, H)
+    order = reversed(range(T)) if reverse else range(T)
+    for t in order:
+        state = step(x[t], state, W_ih, W_hh, b_ih, b_hh)
+        outputs[t] = state[0] if cell == "lstm" else state
+    return outputs, state
+
+
+def hidden_grad_norms(x, h0, W_ih, W_hh, b_ih=None, b_hh=None):
+    """retain_grad and one backward() instead of autograd.grad."""
+    with torch.enable_grad():
+        h = torch.zeros(x.shape[1], W_hh.shape[1], dtype=x.dtype) if h0 is None else h0
+        h = h.detach().clone().requires_grad_(True)
+        states = []
+        for t in range(x.shape[0]):
+            h = rnn_cell(x[t].detach(), h, W_ih.detach(), W_hh.detach(),
+                         None if b_ih is None else b_ih.detach(),
+                         None if b_hh is None else b_hh.detach())
+            h.retain_grad()
+            states.append(h)
+        states[-1].sum().backward()
+    return torch.stack([torch.linalg.vector_norm(s.grad) for s in states])
+''')
+
+FUSED = with_functions(REFERENCE, '''
+import torch.nn.functional as F
+
+
+def _fused(x, h, W_ih, W_hh, b_ih, b_hh):
+    """One matrix product for both projections: [x, h] @ [W_ih, W_hh]^T."""
+    bias = None if b_ih is None else b_ih + b_hh
+    return F.linear(torch.cat([x, h], dim=-1), torch.cat([W_ih, W_hh], dim=1), bias)
+
+
+def rnn_cell(x, h, W_ih, W_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
+    pre = _fused(x, h, W_ih, W_hh, b_ih, b_hh)
+    return torch.tanh(pre) if nonlinearity == "tanh" else F.relu(pre)
+
+
+def lstm_cell(x, state, W_ih, W_hh, b_ih=None, b_hh=None):
+    h, c = state
+    H = h.shape[-1]
+    gates = _fused(x, h, W_ih, W_hh, b_ih, b_hh)
+    ifo = torch.sigmoid(gates[:, torch.tensor([*range(2 * H), *range(3 * H, 4 * H)])])
+    i, f, o = ifo.split(H, dim=-1)
+    c_new = torch.addcmul(f * c, i, torch.tanh(gates[:, 2 * H:3 * H]))
+    return o * torch.tanh(c_new), c_new
+
+
+def gru_cell(x, h, W_ih, W_hh, b_ih=None, b_hh=None):
+    H = h.shape[-1]
+    rz = torch.sigmoid(_fused(x, h, W_ih[:2 * H], W_hh[:2 * H],
+                              None if b_ih is None else b_ih[:2 * H],
+                              None if b_hh is None else b_hh[:2 * H]))
+    r, z = rz[:, :H], rz[:, H:]
+    n = torch.tanh(F.linear(x, W_ih[2 * H:], None if b_ih is None else b_ih[2 * H:])
+                   + r * F.linear(h, W_hh[2 * H:], None if b_hh is None else b_hh[2 * H:]))
+    return torch.lerp(n, h, z)
+
+
+def bidirectional(cell, x, params_fwd, params_bwd, state_fwd=None, state_bwd=None):
+    forward, last_fwd = unroll(cell, x, state_fwd, *params_fwd)
+    backward, last_bwd = unroll(cell, x.flip(0), state_bwd, *params_bwd)
+    return torch.cat((forward, backward.flip(0)), -1), (last_fwd, last_bwd)
+''')
+
+FLOAT64_INSIDE = with_functions(REFERENCE, '''
+def _d(t):
+    return None if t is None else t.double()
+
+
+def rnn_cell(x, h, W_ih, W_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
+    pre = _affine(_d(x), _d(W_ih), _d(b_ih)) + _affine(_d(h), _d(W_hh), _d(b_hh))
+    out = torch.tanh(pre) if nonlinearity == "tanh" else torch.relu(pre)
+    return out.to(x.dtype)
+
+
+def lstm_cell(x, state, W_ih, W_hh, b_ih=None, b_hh=None):
+    h, c = (_d(s) for s in state)
+    gates = _affine(_d(x), _d(W_ih), _d(b_ih)) + _affine(h, _d(W_hh), _d(b_hh))
+    i, f, g, o = gates.chunk(4, dim=-1)
+    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    h_new = torch.sigmoid(o) * torch.tanh(c_new)
+    return h_new.to(x.dtype), c_new.to(x.dtype)
+
+
+def gru_cell(x, h, W_ih, W_hh, b_ih=None, b_hh=None):
+    i_r, i_z, i_n = _affine(_d(x), _d(W_ih), _d(b_ih)).chunk(3, dim=-1)
+    h_r, h_z, h_n = _affine(_d(h), _d(W_hh), _d(b_hh)).chunk(3, dim=-1)
+    r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
+    n = torch.tanh(i_n + r * h_n)
+    return ((1 - z) * n + z * _d(h)).to(x.dtype)
+
+
+def hidden_grad_norms(x, h0, W_ih, W_hh, b_ih=None, b_hh=None):
+    with torch.enable_grad():
+        h = x.new_zeros(x.shape[1], W_hh.shape[1]) if h0 is None else h0
+        h = h.detach().double().requires_grad_(True)
+        states = []
+        for t in range(x.shape[0]):
+            h = torch.tanh(_affine(_d(x[t].detach()), _d(W_ih.detach()), _d(b_ih))
+                           + _affine(h, _d(W_hh.detach()), _d(b_hh)))
+            states.append(h)
+        grads = torch.autograd.grad(states[-1].sum(), states)
+    return torch.stack([g.norm() for g in grads]).to(x.dtype)
+
+
+def clip_grad_norm(grads, max_norm, eps=1e-6):
+    dtype = grads[0].dtype
+    total = torch.linalg.vector_norm(torch.cat([g.double().reshape(-1) for g in grads]))
+    factor = torch.clamp(max_norm / (total + eps), max=1.0)
+    return [(g.double() * factor).to(g.dtype) for g in grads], total.to(dtype)
+''')
+
+NAMES_IN_STRINGS = with_functions(REFERENCE, '''
+# Named like PyTorch's modules, for messages only: torch.nn.LSTM, nn.GRU and
+# nn.RNN in a string or a comment are never a forbidden call.
+CELLS = {"rnn": ("RNN", "torch.nn.RNNCell"), "lstm": ("LSTM", "torch.nn.LSTMCell"),
+         "gru": ("GRU", "torch.nn.GRUCell")}
+NONLINEARITIES = {"tanh": torch.tanh, "relu": torch.relu}
+
+
+def _check_cell(cell):
+    if cell not in CELLS:
+        known = ", ".join(f"{k!r} ({name})" for k, (name, _) in CELLS.items())
+        raise ValueError(f"unknown cell {cell!r}; expected one of {known}")
+    return CELLS[cell][0]
+
+
+def rnn_cell(x, h, W_ih, W_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
+    if nonlinearity not in NONLINEARITIES:
+        raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', not {nonlinearity!r}")
+    return NONLINEARITIES[nonlinearity](_affine(x, W_ih, b_ih) + _affine(h, W_hh, b_hh))
+
+
+def unroll(cell, x, state, W_ih, W_hh, b_ih=None, b_hh=None, reverse=False):
+    name = _check_cell(cell)
+    step = {"RNN": rnn_cell, "LSTM": lstm_cell, "GRU": gru_cell}[name]
+    if state is None:
+        zeros = torch.zeros(x.shape[1], W_hh.shape[1], dtype=x.dtype, device=x.device)
+        state = (zeros, zeros) if name == "LSTM" else zeros
+    steps = range(x.shape[0])
+    outputs = {}
+    for t in (reversed(steps) if reverse else steps):
+        state = step(x[t], state, W_ih, W_hh, b_ih, b_hh)
+        outputs[t] = state[0] if name == "LSTM" else state
+    return torch.stack([outputs[t] for t in steps]), state
+''')
+
+STYLES = {"einsum_gates": EINSUM_GATES, "loop_over_gates": LOOP_OVER_GATES,
+          "fused_projections": FUSED, "float64_inside": FLOAT64_INSIDE,
+          "names_in_strings": NAMES_IN_STRINGS}
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("recurrent_cells_fairness")
+    subs = tmp / "subs"
+    subs.mkdir()
+    (subs / "reference.py").write_text(REFERENCE)
+    for sid, (pairs, _) in DETACHED.items():
+        (subs / f"{sid}.py").write_text(patched(*pairs))
+    for sid, (source, _, _) in MISTAKES.items():
+        (subs / f"{sid}.py").write_text(source)
+    for sid, source in STYLES.items():
+        assert source != REFERENCE
+        (subs / f"{sid}.py").write_text(source)
+    outcome, results = grade_batch(tmp, sorted(subs.iterdir()), jobs=2, assignment=ID)
+    assert not outcome.errors, outcome.errors
+    return results
+
+
+def _failures(result) -> dict:
+    return {t.key: t.feedback[:400] for t in result.tests if not t.passed}
+
+
+@pytest.mark.parametrize("sid", ["reference", *STYLES])
+def test_correct_styles_get_full_marks(batch, sid):
+    result = batch[sid]
+    assert result.score == result.max_score == 100, _failures(result)
+
+
+@pytest.mark.parametrize("sid", list(DETACHED))
+def test_a_detached_output_loses_points(batch, sid):
+    """Each differentiable output is checked against the oracle's gradients."""
+    result = batch[sid]
+    must_fail = DETACHED[sid][1]
+    assert result.score < 100
+    assert must_fail in failed(result), _failures(result)
+    feedback = next(t.feedback for t in result.tests if t.name.split("[")[0] == must_fail)
+    assert "gradient" in feedback, feedback
+
+
+@pytest.mark.parametrize("sid", list(MISTAKES))
+def test_real_mistakes_get_their_own_hint(batch, sid):
+    _, must_fail, mistake = MISTAKES[sid]
+    result = batch[sid]
+    assert result.score < 100
+    assert must_fail <= failed(result), _failures(result)
+    for test in result.tests:
+        if test.name.split("[")[0] in must_fail:
+            # Its own hint, and no other mistake's (per-tensor and element-wise
+            # clipping must not be told each other's cause).
+            assert test.mistakes == [mistake], (test.name, test.mistakes, test.feedback[:400])
+
+
+def test_clipping_in_place_is_named_by_its_argument(batch):
+    feedback = "\n".join(t.feedback for t in batch["clip_in_place"].tests if not t.passed)
+    assert "clip_grad_norm modified its argument 1[0] in place" in feedback
