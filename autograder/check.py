@@ -8,6 +8,7 @@ course's grader.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -35,7 +36,7 @@ def check(assignment_id: str, path: str | None, console: Console, verbose: bool 
     plugin = run_pytest(assignment, [sub], launcher, results.append, include_hidden=False)
     if plugin.errors or not results:
         for error in plugin.errors:
-            console.print(f"[red]grader error:[/] {error}")
+            print(f"autograder check: grader error: {error}", file=sys.stderr)
         return exit_codes.CHECK_COULD_NOT_RUN
     result = results[0]
     show(result, assignment, console)

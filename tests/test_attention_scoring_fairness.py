@@ -78,8 +78,8 @@ MASK_BEFORE = '''    scaled = scores / temperature
 '''
 FINITE = {
     "mask_minus_1e10": patched((MASK_AFTER, "scaled = scaled.masked_fill(~mask, -1e10)")),
-    "mask_finfo_min": patched((MASK_AFTER, "scaled = scaled.masked_fill(~mask, "
-                                           "torch.finfo(scaled.dtype).min)")),
+    "mask_finfo_min": patched(
+        (MASK_AFTER, "scaled = scaled.masked_fill(~mask, torch.finfo(scaled.dtype).min)")),
     "mask_1e9_before_temperature": patched((MASK_BEFORE, '''    scaled = scores
     if mask is not None:
         scaled = scaled.masked_fill(~mask, -1e9)

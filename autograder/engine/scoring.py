@@ -27,6 +27,18 @@ class TestOutcome:
         return self.max_score if self.passed else 0.0
 
     @property
+    def id(self) -> str:
+        """Unique across public and hidden tests: the key in assignment.yaml
+        (``hidden/test_heads.py::test_split``) with the case's parameters (``[5-2]``)."""
+        key = self.key or self.name
+        base = key.rsplit("::", 1)[-1]
+        if self.name == base:
+            return key
+        if self.name.startswith(base + "["):
+            return key + self.name[len(base):]
+        return key.rsplit("::", 1)[0] + "::" + self.name if "::" in key else self.name
+
+    @property
     def status(self) -> str:
         return "passed" if self.passed else "failed"
 

@@ -38,7 +38,7 @@ def grade_chunk(assignment_id: str, module: str, items: list[tuple[str, str]],
             (folder / module).write_text(source)
             folders.append(str(folder))
         command = [sys.executable, "-m", "autograder", "grade", assignment_id, *folders,
-                   "--out", str(Path(tmp) / "out")]
+                   "--out", str(Path(tmp) / "out"), "--quiet"]  # its paths vanish with tmp
         if not include_hidden:
             command.append("--public-only")
         env = dict(os.environ, **({"AUTOGRADER_COURSE": course} if course and not

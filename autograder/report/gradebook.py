@@ -24,13 +24,13 @@ def render(results: list[SubmissionResult]) -> str:
     keys: list[str] = []
     for result in results:
         for test in result.tests:
-            if test.name not in keys:
-                keys.append(test.name)
+            if test.id not in keys:  # unique across public and hidden (cli.md)
+                keys.append(test.id)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["submission", "score", "max_score", "status", *map(neutralise, keys)])
     for result in sorted(results, key=lambda r: r.submission):
-        scores = {t.name: f"{t.score:g}" for t in result.tests}
+        scores = {t.id: f"{round(t.score, 2):g}" for t in result.tests}
         writer.writerow([neutralise(result.submission), f"{result.score:g}",
                          f"{result.max_score:g}", neutralise(result.status),
                          *(scores.get(k, "") for k in keys)])

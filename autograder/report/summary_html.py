@@ -49,11 +49,11 @@ _TEMPLATE = _ENV.from_string("""<!doctype html>
 <tbody>{% for id, count, hint in mistakes %}<tr><td class="num">{{ count }}</td><td class="id">{{ id }}</td><td>{{ hint }}</td></tr>{% endfor %}</tbody>
 </table>{% else %}<p>No cataloged mistake was recognised.</p>{% endif %}
 <h2 id="pass-rates">Pass rate per test</h2>
-<table><caption>Share of the readable submissions that passed each test, lowest first</caption>
+{% if not rates %}<p>No submission could be read, so no test ran.</p>{% else %}<table><caption>Share of the readable submissions that passed each test, lowest first</caption>
 <thead><tr><th scope="col">test</th><th scope="col" class="kind">kind</th><th scope="col" class="num">passed</th><th scope="col"><span class="visually-hidden">bar</span></th></tr></thead>
 <tbody>{% for name, kind, rate in rates %}<tr><td class="id">{{ name }}</td><td class="kind">{{ kind }}</td><td class="num">{{ "%.0f"|format(100 * rate) }}%</td>
 <td><span class="bar" style="width: {{ (8 * rate)|round(2) }}rem" aria-hidden="true"></span></td></tr>{% endfor %}</tbody>
-</table>
+</table>{% endif %}
 </main></body></html>
 """)
 

@@ -79,7 +79,10 @@ def warm_up() -> None:
     if not _view:
         # Workers' temporary folders, one per worker (see worker_tmp), removed
         # by the zygote as it reaps each worker.
-        _tmp_root = tempfile.mkdtemp(prefix="autograder-workers-")
+        # Under /tmp itself where it exists: a grader's TMPDIR may sit below a
+        # folder that the workers' uids cannot traverse.
+        _tmp_root = tempfile.mkdtemp(prefix="autograder-workers-",
+                                     dir="/tmp" if os.path.isdir("/tmp") else None)
         os.chmod(_tmp_root, 0o711)
     _filters = {allow_open: syscall_policy.build(allow_open) for allow_open in (True, False)}
 
@@ -218,15 +221,22 @@ def lock_down(limits: Limits, keep_fds: tuple[int, ...]) -> list[str]:
     return active
 
 
+# What a worker keeps of the grader's environment: locale, time zone and the
+# search path. Nothing else: a CI token or cloud credential in the grader's
+# environment must never reach student code (it could print it into feedback).
+KEPT_ENVIRONMENT = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM")
+
+
 def _private_environment(tmp: str | None) -> None:
-    """Where libraries look for a home and a temporary folder, and a plotting
-    backend that never opens a window (``plt.show()`` is harmless)."""
+    """Only :data:`KEPT_ENVIRONMENT` and ``LC_*`` survive; libraries get a home
+    and a temporary folder (its private one), and a plotting backend that never
+    opens a window (``plt.show()`` is harmless)."""
     for name in list(os.environ):
-        if name.startswith("AUTOGRADER"):
+        if name not in KEPT_ENVIRONMENT and not name.startswith("LC_"):
             del os.environ[name]
     if tmp:
         os.environ.update(TMPDIR=tmp, HOME=tmp, MPLCONFIGDIR=tmp)
-        tempfile.tempdir = None  # recomputed from TMPDIR on next use
+    tempfile.tempdir = None  # recomputed from TMPDIR on next use
     os.environ["MPLBACKEND"] = "Agg"
 
 

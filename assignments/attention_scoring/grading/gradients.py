@@ -36,12 +36,12 @@ def call_with_grad(func, args, *, grad_outputs, wrt):
     try:
         result, grads, _ = func.with_grad(args, grad_outputs=grad_outputs, wrt=wrt)
         return result, grads
-    except StudentCodeError as exc:
+    except StudentCodeError as backward_error:
         # The student's own code raised (a frame of theirs in the traceback), ran
         # out of time or crashed: that is the failure, as for a plain call.
-        if exc.kind != "error" or 'File "' in str(exc):
+        if backward_error.kind != "error" or 'File "' in str(backward_error):
             raise
-        return func(*args), exc
+        return func(*args), backward_error
 
 
 def expected_gradients(oracle, args, *, grad_outputs, wrt) -> list[torch.Tensor]:

@@ -32,15 +32,15 @@ def with_grad(func, args, kwargs=None, *, grad_outputs, wrt, outputs, case):
     try:
         result, grads, _ = func.with_grad(args, kwargs, grad_outputs=grad_outputs, wrt=wrt)
         return result, grads
-    except StudentCodeError as exc:
-        if exc.phase != "call" or exc.kind != "error":
+    except StudentCodeError as backward_error:
+        if backward_error.phase != "call" or backward_error.kind != "error":
             raise  # a timeout, a crash, the time budget: nothing to retry
-        first = str(exc).split("\n", 1)[0]
+        first = str(backward_error).split("\n", 1)[0]
     result = func(*args, **(kwargs or {}))  # raises again if the forward pass failed
     label = getattr(func, "_label", "the function")
-    found = re.search(r"element (\d+) of tensors does not require grad", first)
-    if found is not None:
-        index = int(found.group(1))
+    detached = re.search(r"element (\d+) of tensors does not require grad", first)
+    if detached:
+        index = int(detached.group(1))
         name = outputs[index] if index < len(outputs) else "an output"
         return result, NoGradients(
             f"{label} returned {name} without gradients: autograd finds no path from it back "

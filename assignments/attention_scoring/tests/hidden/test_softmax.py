@@ -49,8 +49,8 @@ def test_masked_softmax_matches_torch(student, case, masked, temperature):
 
 @given(case=scoring_cases())
 def test_masked_positions_get_exactly_zero(student, case):
-    """Padded positions get weight exactly 0, and the real ones still sum to 1, even
-    when every real score is below -1e12."""
+    """Padded positions get weight exactly 0 (even when every real score is below
+    -1e12), and the real ones still sum to 1."""
     scores = scores_for(case)
     mask = case.mask(fully_masked_row=False)
     weights = student.masked_softmax(scores, mask)

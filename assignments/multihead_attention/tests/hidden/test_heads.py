@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, strategies as st
 
 from autograder.testing import assert_close, float_dtypes, generator, random_tensor, seeds
-from autograder.testing.expect import expect_raises
+from grading.checks import expect_value_error
 
 LAYOUT_HINT = ("head j owns features j*d .. (j+1)*d - 1 of each position: reshape to "
                "(B, L, h, d), then move the head axis forward with transpose(1, 2). A reshape "
@@ -38,5 +38,5 @@ def test_merge_heads_inverts_split(student, B, L, h, d, dtype, seed):
 def test_split_heads_rejects_indivisible(student, E, h):
     """split_heads raises ValueError when E is not divisible by the number of heads."""
     x = torch.zeros(1, 2, E)
-    expect_raises(ValueError, student.split_heads, x, h, what=f"split_heads(x, {h}) with E={E}",
-                  because="the heads cannot share the features equally")
+    expect_value_error(student.split_heads, x, h, what=f"split_heads(x, {h}) with E={E}",
+                       because="the heads cannot share the features equally")

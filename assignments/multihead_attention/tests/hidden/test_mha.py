@@ -42,8 +42,7 @@ def deterministic(student, case):
     that dropout cannot pass by chance, must agree."""
     module = build(student, case)
     x = random_tensor((4, 8, case.d_model), case.dtype, generator(11))
-    require_deterministic(lambda: run(module, x), ("weights", "out"),
-                          label="MultiHeadAttention.forward",
+    require_deterministic(lambda: run(module, x), label="MultiHeadAttention.forward",
                           inputs=f"x (4, 8, {case.d_model}) and weights", case=case)
 
 
@@ -90,7 +89,8 @@ def test_mha_masks_match_torch(student, case, float_mask):
     attn[:, 0] = True
     if float_mask:
         attn = random_tensor(attn.shape, case.dtype, gen)
-    check(student, case, run(build(student, case), query, memory, attn_mask=attn, key_mask=key_mask),
+    check(student, case,
+          run(build(student, case), query, memory, attn_mask=attn, key_mask=key_mask),
           torch_mha_forward(case, query, memory, attn_mask=attn, key_mask=key_mask),
           f"{case.describe()}, key_mask and {'float' if float_mask else 'bool'} attn_mask",
           hint=KEY_MASK_HINT)
@@ -105,17 +105,17 @@ def test_mha_fully_masked_keys_give_zeros(student, case):
     key_mask = case.key_mask()
     module = build(student, case)
     described = f"{case.describe()}, key_mask with batch element 0 fully masked"
-    # With a float attn_mask first: the key mask must make the scores -inf there, and
-    # no finite constant does (a row of -1e9 + scores is a softmax over the scores).
+    check(student, case, run(module, query, memory, key_mask=key_mask),
+          mha_forward(case, query, memory, key_mask=key_mask), described,
+          hint=KEY_MASK_HINT + " A row with no real key must give zeros, not NaN.")
+    # With a float attn_mask the key mask must still make those scores -inf: no finite
+    # constant does (a row of scores + attn_mask - 1e9 is a softmax over the scores).
     attn = random_tensor((case.L, case.key_len), case.dtype, generator(case.seed + 8))
     check(student, case, run(module, query, memory, attn_mask=attn, key_mask=key_mask),
           mha_forward(case, query, memory, attn_mask=attn, key_mask=key_mask),
           f"{described} and a float attn_mask ({case.L}, {case.key_len})",
           hint=KEY_MASK_HINT + " Added to a float attn_mask, a masked key's score must "
                                "become -inf; a row with no real key gives zeros, not NaN.")
-    check(student, case, run(module, query, memory, key_mask=key_mask),
-          mha_forward(case, query, memory, key_mask=key_mask), described,
-          hint=KEY_MASK_HINT + " A row with no real key must give zeros, not NaN.")
 
 
 @given(case=mha_cases())
@@ -133,33 +133,42 @@ def test_mha_causal_matches_torch(student, case):
 @given(case=mha_cases())
 def test_mha_gradients_match_torch(student, case):
     """Gradients of the inputs and of all four projections' weights and biases
-    equal autograd through nn.MultiheadAttention's math."""
+    equal autograd through nn.MultiheadAttention's math, through out and through
+    the attention weights."""
     query, memory = case.inputs()
-    grad_out = random_tensor((case.B, case.L, case.d_model), case.dtype, generator(case.seed + 6))
+    gen = generator(case.seed + 6)
+    grad_out = random_tensor((case.B, case.L, case.d_model), case.dtype, gen)
+    grad_weights = random_tensor((case.B, case.n_heads, case.L, case.key_len), case.dtype, gen)
     module = build(student, case)
     args = (query,) if memory is None else (query, memory)
-    _, input_grads, param_grads = module.with_grad(args, grad_outputs=(grad_out, None),
-                                                   wrt=tuple(range(len(args))), param_grads=True)
-    weights = case.weights()
-    expected = _expected_gradients(case, args, grad_out)
     tolerance = {"rtol": 1e-3, "atol": 1e-4} if case.dtype == torch.float32 else {}
-    for i, name in enumerate(("query", "key")[:len(args)]):
-        assert_close(input_grads[i], expected[i], what=f"the gradient of {name}", case=case,
-                     **tolerance)
-    expected_params = dict(zip(weights, expected[len(args):]))
-    assert_all_close(param_grads, expected_params, what="the gradient of", case=case,
-                     hint="every projection must take part in the forward pass through "
-                          "differentiable operations.", **tolerance)
+    for grad_outputs, through in (((grad_out, None), ""), ((None, grad_weights), " through weights")):
+        input_grads, param_grads = grads(
+            module.method("forward"), args, grad_outputs=grad_outputs, outputs=("out", "weights"),
+            wrt=tuple(range(len(args))), param_grads=True, case=case)
+        expected = _expected_gradients(case, args, *grad_outputs)
+        for i, name in enumerate(("query", "key")[:len(args)]):
+            assert_close(input_grads[i], expected[i], what=f"the gradient of {name}{through}",
+                         case=case, **tolerance)
+        expected_params = dict(zip(case.weights(), expected[len(args):]))
+        assert_all_close(param_grads, expected_params, what=f"the gradient{through} of",
+                         case=case, hint="every projection must take part in the forward pass "
+                                         "through differentiable operations.", **tolerance)
 
 
 @memoize
-def _expected_gradients(case, args, grad_out):
+def _expected_gradients(case, args, grad_out, grad_weights):
     """Autograd through the oracle: gradients of the inputs, then of the weights
-    (in ``case.weights()`` order); once per case for the whole batch."""
+    (in ``case.weights()`` order) for the given gradients of out and of the
+    attention weights (either may be None); once per case for the whole batch."""
     weights = {n: w.clone().requires_grad_(True) for n, w in case.weights().items()}
     leaves = [a.clone().requires_grad_(True) for a in args]
-    out, _ = _differentiable_oracle(case, weights, *leaves)
-    return torch.autograd.grad(out, leaves + list(weights.values()), grad_out)
+    outputs = _differentiable_oracle(case, weights, *leaves)
+    pairs = [(o, g) for o, g in zip(outputs, (grad_out, grad_weights)) if g is not None]
+    found = torch.autograd.grad([o for o, _ in pairs], leaves + list(weights.values()),
+                                [g for _, g in pairs], allow_unused=True)
+    inputs = leaves + list(weights.values())
+    return tuple(torch.zeros_like(x) if g is None else g for x, g in zip(inputs, found))
 
 
 def _differentiable_oracle(case, weights, query, key=None):
@@ -172,10 +181,11 @@ def _differentiable_oracle(case, weights, query, key=None):
         return F.linear(x, weights[f"{name}.weight"], weights.get(f"{name}.bias")) \
             .reshape(B, -1, h, E // h).transpose(1, 2)
 
-    out = F.scaled_dot_product_attention(project(query, "q_proj"), project(key, "k_proj"),
-                                         project(key, "v_proj"))
+    q, k = project(query, "q_proj"), project(key, "k_proj")
+    out = F.scaled_dot_product_attention(q, k, project(key, "v_proj"))
     out = out.transpose(1, 2).reshape(B, L, E)
-    return F.linear(out, weights["out_proj.weight"], weights.get("out_proj.bias")), None
+    return (F.linear(out, weights["out_proj.weight"], weights.get("out_proj.bias")),
+            sdpa_weights(q, k))
 
 
 @given(case=mha_cases(cross=False), data=st.data())
@@ -212,5 +222,5 @@ def test_mha_structure(student, case):
     if extra_bias:
         fail(f"bias=False, but the module has {', '.join(extra_bias)}.", case=case)
     odd = 2 * case.d_model + 1  # never divisible by 2 heads
-    expect_raises(ValueError, student.MultiHeadAttention, odd, 2,
-                  what=f"MultiHeadAttention({odd}, 2)", because="d_model is not divisible by n_heads")
+    expect_value_error(student.MultiHeadAttention, odd, 2, what=f"MultiHeadAttention({odd}, 2)",
+                       because="d_model is not divisible by n_heads")
