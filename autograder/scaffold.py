@@ -80,7 +80,7 @@ forbidden:
 # Points per test function ("file::test"); public + hidden = 10.
 points:
   public:
-    test_public.py::test_softmax_of_equal_scores_is_uniform: 2
+    test_public.py::test_softmax_of_two_scores: 2
   hidden:
     test_softmax.py::test_softmax_matches_torch: 4
     test_softmax.py::test_softmax_is_stable_for_large_inputs: 2
@@ -182,10 +182,10 @@ import torch
 from autograder.testing import assert_close
 
 
-def test_softmax_of_equal_scores_is_uniform(student):
-    """Equal scores give equal weights: softmax([[1, 1, 1, 1]]) is 1/4 each."""
-    x = torch.ones(1, 4)
-    assert_close(student.softmax(x), torch.full((1, 4), 0.25), what="softmax(ones(1, 4))")
+def test_softmax_of_two_scores(student):
+    """softmax([[0, log 3]]) is [[1/4, 3/4]]: weights proportional to exp(score)."""
+    x = torch.tensor([[0.0, 1.0986122886681098]])
+    assert_close(student.softmax(x), torch.tensor([[0.25, 0.75]]), what="softmax([[0, log 3]])")
 '''
 
 HIDDEN_TEST = '''import torch

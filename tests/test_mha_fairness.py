@@ -43,6 +43,7 @@ def with_definitions(source: str, new: str) -> str:
 
 
 RETURN_SDPA = "    return weights @ v, weights\n"
+SPLIT = "return x.reshape(B, L, n_heads, E // n_heads).transpose(1, 2)"
 RETURN_MHA = "return self.out_proj(merge_heads(out)), weights"
 FILL_SDPA = 'scores = scores.masked_fill(~allowed, float("-inf"))'
 FILL_KEYS = 'mask = mask.masked_fill(~keys, float("-inf"))'
@@ -61,6 +62,12 @@ MUTANTS = {
                              "test_mha_gradients_match_torch"),
     "key_mask_minus_1e9": (patched((FILL_KEYS, "mask = mask.masked_fill(~keys, -1e9)")),
                            "test_mha_fully_masked_keys_give_zeros"),
+    # split_heads and merge_heads are differentiable API functions of their own,
+    # whether or not a student's module calls them.
+    "detached_split_heads": (patched((SPLIT, SPLIT + ".detach()")), "test_split_heads_layout"),
+    "detached_merge_heads": (patched(("return x.transpose(1, 2).reshape(B, L, h * d)",
+                                      "return x.transpose(1, 2).reshape(B, L, h * d).detach()")),
+                             "test_merge_heads_inverts_split"),
 }
 
 # Real mistakes, as students write them -> (tests that must fail, the
@@ -315,11 +322,13 @@ def test_mutants_that_scored_100_lose_points(batch, sid):
     assert must_fail in failed(result), _failures(result)
 
 
-def test_detached_weights_are_named(batch):
-    for sid, label in (("detached_sdpa_weights", "scaled_dot_product_attention"),
-                       ("detached_mha_weights", "MultiHeadAttention.forward")):
-        test = MUTANTS[sid][1]
-        assert f"{label} returned weights without gradients" in _feedback(batch[sid], test)
+def test_detached_outputs_are_named(batch):
+    for sid, said in (("detached_sdpa_weights", "scaled_dot_product_attention returned weights"),
+                      ("detached_mha_weights", "MultiHeadAttention.forward returned weights"),
+                      ("detached_split_heads", "split_heads returned its output"),
+                      ("detached_merge_heads", "merge_heads returned its output")):
+        feedback = _feedback(batch[sid], MUTANTS[sid][1])
+        assert f"{said} without gradients" in feedback, feedback[:400]
 
 
 @pytest.mark.parametrize("sid", list(MISTAKES))

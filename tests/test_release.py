@@ -68,10 +68,13 @@ def test_cli_builds_all(tmp_path):
 
 
 # -- nothing of the solution in what students get ----------------------------
-def _import_lines(source: str) -> set[int]:
-    """Line numbers of import statements (a parenthesised one spans lines)."""
+def _import_and_docstring_lines(source: str) -> set[int]:
+    """Line numbers of import statements (a parenthesised one spans lines) and
+    of docstrings and other bare strings."""
     return {n for node in ast.walk(ast.parse(source))
-            if isinstance(node, (ast.Import, ast.ImportFrom))
+            if isinstance(node, (ast.Import, ast.ImportFrom)) or (
+                isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+                and isinstance(node.value.value, str))
             for n in range(node.lineno, node.end_lineno + 1)}
 
 
@@ -81,17 +84,23 @@ def _meaningful(line: str, templates: str) -> bool:
     return len(line) >= 20 and not line.startswith("#") and line not in templates
 
 
-def _code_lines(path, templates: str, shipped: str = "") -> set[str]:
+# Lines that compute nothing: a header of a def, class, with or exception
+# block (it names things), or a piece of a message (text shown as feedback).
+_NOT_CODE = re.compile(r"^((async def|def|class|with|except|else|try|finally)\b.*:"
+                       r"|[rRbBfF]{0,2}[\"'])")
+
+
+def _code_lines(path, templates: str, shipped: set[str]) -> set[str]:
     """The lines of a secret file that would give something away: not its
-    imports, decorators or def/class/with headers (they name things and
-    compute nothing), nor lines of files shipped on purpose (``shipped``)."""
+    imports, docstrings, decorators, block headers or message texts, nor lines
+    of files shipped on purpose (``shipped``)."""
     source = path.read_text()
-    imports = _import_lines(source)
+    skipped = _import_and_docstring_lines(source)
     lines = set()
     for number, raw in enumerate(source.splitlines(), 1):
         line = raw.strip()
-        if number in imports or line.startswith("@") or \
-                re.match(r"^(async def|def|class|with) .*:$", line) or line in shipped:
+        if number in skipped or line.startswith("@") or _NOT_CODE.match(line) \
+                or line in shipped:
             continue
         if _meaningful(line, templates):
             lines.add(line)
@@ -105,18 +114,24 @@ def secrets():
     patch, of every assignment."""
     loaded = [assignments.load(i) for i in IDS]
     templates = "\n".join(a.template.read_text() for a in loaded)
-    shipped = "\n".join(a.public_tests.joinpath(f).read_text() for a in loaded
-                        for f in os.listdir(a.public_tests) if f.endswith(".py"))
+    # Shipped on purpose: the public tests (a check line they share with a hidden
+    # test gives nothing away) and the framework's own generic code, which a
+    # grading helper may repeat (the reference's lines are checked in it too).
+    shipped = {line.strip() for text in
+               [a.public_tests.joinpath(f).read_text() for a in loaded
+                for f in os.listdir(a.public_tests) if f.endswith(".py")] +
+               [p.read_text() for p in (ROOT / "autograder").rglob("*.py")]
+               for line in text.splitlines()}
     found = {}
     for a in loaded:
         for line in solution_lines(a.reference.read_text()):
             if _meaningful(line, templates) and not line.startswith(("import ", "from ")):
                 found.setdefault(line, f"reference/{a.module} (solution)")
         for path in sorted(a.hidden_tests.glob("*.py")):
-            for line in _code_lines(path, templates, shipped):  # checks public tests share
+            for line in _code_lines(path, templates, shipped):
                 found.setdefault(line, str(path.relative_to(ROOT)))
         for path in sorted((a.folder / "grading").glob("*.py")):
-            for line in _code_lines(path, templates):
+            for line in _code_lines(path, templates, shipped):
                 found.setdefault(line, str(path.relative_to(ROOT)))
         for mistake in yaml.safe_load((a.folder / "mistakes.yaml").read_text()):
             for patch in mistake["patch"]:

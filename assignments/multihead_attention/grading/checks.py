@@ -30,13 +30,13 @@ ASSERT_HINT = ("the API asks for `raise ValueError(...)` for this argument: `ass
 def grads(func, args: Sequence, kwargs: dict | None = None, *, grad_outputs: Sequence,
           outputs: Sequence[str], wrt: Sequence = (), param_grads: bool = False,
           case: Any = None):
-    """``(input_grads, param_grads)`` of ``func.with_grad(...)``. When an output
-    given a gradient (``outputs`` names the outputs in order) has no path back to
-    the inputs in autograd, fail saying which one, not with autograd's message."""
+    """``(result, input_grads, param_grads)`` of ``func.with_grad(...)``. When an
+    output given a gradient (``outputs`` names the outputs in order) has no path
+    back to the inputs in autograd, fail saying which one, not with autograd's
+    message."""
     try:
-        _, inputs, params = func.with_grad(args, kwargs, grad_outputs=grad_outputs, wrt=wrt,
-                                           param_grads=param_grads)
-        return inputs, params
+        return func.with_grad(args, kwargs, grad_outputs=grad_outputs, wrt=wrt,
+                              param_grads=param_grads)
     except StudentCodeError as exc:
         if exc.phase != "call" or exc.kind != "error":
             raise

@@ -142,8 +142,9 @@ def test_mha_gradients_match_torch(student, case):
     module = build(student, case)
     args = (query,) if memory is None else (query, memory)
     tolerance = {"rtol": 1e-3, "atol": 1e-4} if case.dtype == torch.float32 else {}
-    for grad_outputs, through in (((grad_out, None), ""), ((None, grad_weights), " through weights")):
-        input_grads, param_grads = grads(
+    for grad_outputs, through in (((grad_out, None), ""),
+                                  ((None, grad_weights), " through weights")):
+        _, input_grads, param_grads = grads(
             module.method("forward"), args, grad_outputs=grad_outputs, outputs=("out", "weights"),
             wrt=tuple(range(len(args))), param_grads=True, case=case)
         expected = _expected_gradients(case, args, *grad_outputs)

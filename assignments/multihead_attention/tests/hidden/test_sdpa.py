@@ -144,14 +144,15 @@ def test_sdpa_gradients_match_torch(student, case, masked):
     hint = (EMPTY_ROW_HINT + " Masking must not block gradients of the other positions (use "
             "masked_fill or where, not in-place writes).")
     func = student.scaled_dot_product_attention
-    got, _ = grads(func, (q, k, v), {"attn_mask": mask}, grad_outputs=(grad_out, None),
-                   outputs=("out", "weights"), wrt=(0, 1, 2), case=what)
+    _, got, _ = grads(func, (q, k, v), {"attn_mask": mask}, grad_outputs=(grad_out, None),
+                      outputs=("out", "weights"), wrt=(0, 1, 2), case=what)
     expected = sdpa_grads(q, k, v, grad_out, attn_mask=mask)
     for name, g, want in zip(("q", "k", "v"), got, expected):
         assert_close(g, want, what=f"the gradient of {name}", case=what, hint=hint, **tolerance)
     # The weights are an output too: their gradients reach q and k (never v).
-    got, _ = grads(func, (q, k, v), {"attn_mask": mask}, grad_outputs=(None, grad_weights),
-                   outputs=("out", "weights"), wrt=(0, 1), case=what)
+    _, got, _ = grads(func, (q, k, v), {"attn_mask": mask},
+                      grad_outputs=(None, grad_weights), outputs=("out", "weights"), wrt=(0, 1),
+                      case=what)
     expected = sdpa_weight_grads(q, k, grad_weights, attn_mask=mask)
     for name, g, want in zip(("q", "k"), got, expected):
         assert_close(g, want, what=f"the gradient of {name} through weights", case=what,

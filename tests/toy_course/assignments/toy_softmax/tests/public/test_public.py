@@ -6,7 +6,7 @@ import torch
 from autograder.testing import assert_close
 
 
-def test_softmax_of_equal_scores_is_uniform(student):
-    """Equal scores give equal weights: softmax([[1, 1, 1, 1]]) is 1/4 each."""
-    x = torch.ones(1, 4)
-    assert_close(student.softmax(x), torch.full((1, 4), 0.25), what="softmax(ones(1, 4))")
+def test_softmax_of_two_scores(student):
+    """softmax([[0, log 3]]) is [[1/4, 3/4]]: weights proportional to exp(score)."""
+    x = torch.tensor([[0.0, 1.0986122886681098]])
+    assert_close(student.softmax(x), torch.tensor([[0.25, 0.75]]), what="softmax([[0, log 3]])")
