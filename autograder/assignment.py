@@ -55,7 +55,7 @@ class ForbiddenCall:
                 "ops": list(self.ops), "plan": _plan(self.ops)}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _plan(ops: tuple[str, ...]) -> dict:
     from .sandbox import tripwire  # imports torch: only where workers are started
 

@@ -304,7 +304,8 @@ def test_write_atomic_refuses_paths_outside_root(tmp_path):
 def _result(sid: str, feedback: str, messages=()) -> SubmissionResult:
     return SubmissionResult(sid, "multihead_attention", messages=list(messages), tests=[
         Outcome("public/t.py::test_a", "test_a", "public", 50, True),
-        Outcome("hidden/t.py::test_b", "=cmd|' /C calc'!A0", "hidden", 50, False, feedback)])
+        # A test id that is a formula (a record written by hand or by an old version).
+        Outcome("=cmd|' /C calc'!A0", "=cmd|' /C calc'!A0", "hidden", 50, False, feedback)])
 
 
 def test_junit_parses_whatever_students_print():

@@ -244,9 +244,14 @@ class GradingPlugin:
         arrived without its place."""
         if view is None or not view.forbidden:
             return {}
+
+        def natural(text: str) -> list:  # line 9 before line 10
+            return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text)]
+
         rules = {rule.name: rule for rule in self.assignment.forbidden}
         used: dict[str, list[str]] = {}
-        for finding in sorted(view.forbidden):  # "rule" or "rule (file, line n, in f)"
+        shown = 5  # places named per rule
+        for finding in sorted(view.forbidden, key=natural):  # "rule" or "rule (file, line n, in f)"
             for name in sorted(rules, key=len, reverse=True):
                 if finding == name:
                     used.setdefault(name, [])
@@ -259,6 +264,8 @@ class GradingPlugin:
             if not where and state.submission.source is not None:
                 where += forbidden.places(state.submission.source, rules[name], view.called,
                                           self.assignment.module)
+            if len(where) > shown:
+                where[shown:] = [f"{len(where) - shown} more places"]
         return dict(sorted(used.items()))
 
     @pytest.hookimpl(tryfirst=True)

@@ -15,13 +15,14 @@ student code, and this module notes it when it runs, whatever reached it:
   ``aten::scaled_dot_product_attention``) get it for keys AutogradCPU and CPU
   (inference mode) and then run torch's decomposition; operators with kernels
   of their own (``aten::_softmax``) get it for key ADInplaceOrView, just below
-  autograd, so gradients are untouched (out= variants, which have a kernel
-  there: for AutogradCPU). Not seen: a kernel operator called on inference-mode
-  tensors, or from inside another kernel's C++ (the fast path of
-  ``nn.TransformerEncoderLayer``; its ``nn.MultiheadAttention`` is a path).
-* ``autograd::backward``: any backward pass (``Tensor.backward``,
-  ``torch.autograd.grad``, ``torch.func``, ``torch.autograd.functional``):
-  the engine object they all go through is wrapped.
+  autograd, so gradients are untouched, or for AutogradCPU where that loses
+  nothing (see :func:`watch_key`). Not seen: such an operator called on
+  inference-mode tensors, or from inside another kernel's C++ (the fast path
+  of ``nn.TransformerEncoderLayer``, whose ``nn.MultiheadAttention`` is a path).
+* ``autograd::backward``: any backward pass started from Python
+  (``Tensor.backward``, ``torch.autograd.grad``, ``torch.func``,
+  ``torch.autograd.functional``): the engine object they all go through is
+  wrapped. Not seen: TorchScript's autograd, or a second engine object.
 * ``paths``: Python functions, replaced by a wrapper that notes the call, and
   classes. Their code names the rule when a watched operator or function runs
   inside them: ``nn.LSTMCell.forward`` runs ``aten::lstm_cell`` and the finding
@@ -29,15 +30,20 @@ student code, and this module notes it when it runs, whatever reached it:
   ``multi_head_attention_forward`` or an attention kernel, and the finding says
   ``torch.nn.MultiheadAttention``. A class built but never run is no finding.
 
-Measured alternatives (torch 2.13, CPU, this VM): a ``TorchDispatchMode`` sees
-every operator below autograd but costs 5-10 us on every operator of the worker
-and ~1 ms at each operator's first dispatch in a fresh worker (+5-7 ms per test
-of multihead_attention, whose worker costs ~33 ms); its first use also imports
-torch._dynamo (~1 s) unless ``_should_skip_dynamo`` is overridden. A
-``TorchFunctionMode`` sees Python bindings (``torch._VF``, ``torch.ops``) but not
-what torch calls inside a function it handled, nor TorchScript, for 2-5 us per
-torch call. The kernels here cost nothing on other operators; installing them
-costs ~0.1 ms per overload in each worker.
+Measured (torch 2.13, CPU, this 2-vCPU VM; a worker forked from a warm
+zygote, one test's calls): the kernels cost nothing on other operators;
+installing the rules costs a worker 1.5-3 ms of CPU (~0.1 ms per overload,
+plus ~1 ms that :func:`prepare` in the zygote would save), against ~33 ms per
+worker in all. The alternatives: a ``TorchDispatchMode`` sees every operator
+below autograd, but costs 5-10 us on every operator and ~1 ms at each
+operator's first dispatch in a fresh worker (+5-7 ms per multihead_attention
+test), and its first use imports torch._dynamo (~1 s) unless
+``_should_skip_dynamo`` is overridden. A ``TorchFunctionMode`` sees Python
+bindings (``torch._VF``, ``torch.ops``), but not what torch calls inside a
+function it handled, nor TorchScript, for 2-5 us on every torch call.
+
+The detection runs in the student's process, so it catches any spelling of a
+forbidden operation, not a submission that sets out to disable it.
 
 A call counts only when student code caused it, never the grader's own work in
 the worker: the Python stack holds a frame of the student's file, or the grader
@@ -54,8 +60,9 @@ import importlib
 import os
 import re
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
 
 import torch
 
@@ -73,6 +80,7 @@ _student_file: str | None = None
 _worker_file: str | None = None        # the worker's own module (its frames are the grader's)
 _entry_codes: frozenset = frozenset()  # Worker.op_call / op_new: they call student API names
 _api_paths: list = []                  # (path, Rule) of the rules' Python classes and functions
+_api_code_map: dict = {}               # their code objects -> Rule (see _api_codes)
 _libraries: dict = {}                  # namespace -> torch.library.Library (keeps our kernels)
 
 
@@ -107,7 +115,7 @@ def watch_key(overload: str) -> str:
     return "ADInplaceOrView"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _derivatives() -> frozenset | None:
     """Overloads with a derivative formula ("_softmax", "add.Tensor"): torch's own
     derivatives.yaml, which torchgen ships with it (None if it is missing)."""
@@ -118,7 +126,7 @@ def _derivatives() -> frozenset | None:
                 "derivatives.yaml").read_text()
     except (ImportError, OSError):
         return None
-    return frozenset(re.findall(r"^- name:\s+([\w.]+)\(", text, re.M))
+    return frozenset(re.findall(r"^- name:\s+([\w.]+)\(", text, re.MULTILINE))
 
 
 def resolve(ops: Iterable[str]) -> dict:
@@ -189,7 +197,7 @@ def _watch_overload(overload: str, key: str, rule: Rule) -> None:
         library.impl(name, _kernel_below(overload, key, rule), key, with_keyset=True)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _op(overload: str):
     """``"aten::lstm.input"`` -> torch.ops.aten.lstm.input (made when first run)."""
     namespace, _, name = overload.partition("::")
@@ -296,9 +304,6 @@ def _api_codes() -> dict:
             if code is not None:
                 _api_code_map.setdefault(code, rule)
     return _api_code_map
-
-
-_api_code_map: dict = {}
 
 
 # -- attribution -----------------------------------------------------------------

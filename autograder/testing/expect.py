@@ -9,7 +9,8 @@ ValueError passes and one merely named ValueError does not.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..sandbox.session import StudentCodeError
 from .compare import fail
@@ -50,7 +51,11 @@ def expect_raises(expected: type[BaseException], call: Callable, *args: Any,
         if exc.phase == "import":
             fail(f"{label} should raise {name}{why}, but your module could not be imported, "
                  f"so it was never called:\n{exc}")
-        if exc.exc_type is None:
-            fail(f"{label} should raise {name}{why}, but it did not raise at all: {exc}")
-        fail(f"{label} should raise {name}{why}, but it raised {exc.exc_type}:\n{exc}")
+        other = exc.exc_type or (type(exc.__context__).__name__
+                                 if exc.kind == "error" and exc.__context__ is not None else None)
+        if other is None:  # a timeout, a crash, a result that could not be sent
+            fail(f"{label} should raise {name}{why}, but it did not: {exc}")
+        if other == name and exc.exc_mro:  # a class of its own that is only named so
+            other = f"{exc.exc_mro[0]}, which does not derive from Python's {name}"
+        fail(f"{label} should raise {name}{why}, but it raised {other}:\n{exc}")
     fail(f"{label} returned a result; it should raise {name}{why}.")
