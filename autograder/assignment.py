@@ -98,6 +98,10 @@ class Assignment:
     forbidden: tuple[ForbiddenCall, ...]
     max_examples: int
     points: dict[str, float] = field(default_factory=dict)   # "public/test_x.py::test_y" -> points
+    # Names of the axes of a compared quantity in feedback plots, where the
+    # framework's defaults (query position, key position, ...) do not fit:
+    # ``report: axes: {weights: [batch item, encoder position]}``.
+    plot_axes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     root: Path = Path(".")
 
     @property
@@ -163,6 +167,8 @@ def load(assignment_id: str, root: Path | None = None) -> Assignment:
             limits=Limits(**data.get("limits", {})),
             forbidden=tuple(_forbidden_rule(f, path) for f in data.get("forbidden") or ()),
             max_examples=int(data.get("hypothesis", {}).get("max_examples", 10)),
+            plot_axes={str(k): tuple(map(str, v)) for k, v in
+                       ((data.get("report") or {}).get("axes") or {}).items()},
             points=points, root=root)
     except (KeyError, TypeError) as exc:
         raise AssignmentError(f"{path}: malformed ({exc})") from None

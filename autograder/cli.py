@@ -77,8 +77,8 @@ def _parser() -> _Parser:
                                   "and CI grade with 'grade'.", 79),
         epilog="examples:\n"
                "  autograder list\n"
-               "  autograder check multihead_attention\n"
-               "  autograder grade multihead_attention subs/* --out grades --jobs 2\n\n"
+               "  autograder check hw3\n"
+               "  autograder grade hw3 subs/* --out grades --jobs 2\n\n"
                "'autograder COMMAND --help' describes each command. Exit codes: README, "
                "\"Exit codes\".")
     parser.add_argument("--version", action="version", version=f"autograder {_version()}",
@@ -99,8 +99,8 @@ def _parser() -> _Parser:
                 "Run an assignment's public tests on your file, in the sandbox, and print "
                 "what to fix. Exit 0 when every public test passed, 1 when one failed, 2 "
                 "for a usage error.",
-                ["autograder check multihead_attention",
-                 "autograder check multihead_attention path/to/my_attention.py --verbose"])
+                ["autograder check hw3",
+                 "autograder check hw3 path/to/my_attention.py --verbose"])
     p.add_argument("assignment", metavar="ASSIGNMENT",
                    help="the assignment id (see 'autograder list')")
     p.add_argument("path", nargs="?", metavar="PATH",
@@ -114,9 +114,9 @@ def _parser() -> _Parser:
                 "that cannot be read scores 0 with the reason and never stops the batch. "
                 "Exit 0 when every submission was graded, whatever the scores; 1 grader "
                 "fault; 2 usage error (before any grading); 3 --fail-on; 4 --strict.",
-                ["autograder grade multihead_attention subs/* --out grades --jobs 2",
-                 "autograder grade multihead_attention subs/* --out grades --resume --strict",
-                 "autograder grade multihead_attention repo --out out --junit out/junit.xml "
+                ["autograder grade hw3 subs/* --out grades --jobs 2",
+                 "autograder grade hw3 subs/* --out grades --resume --strict",
+                 "autograder grade hw3 repo --out out --junit out/junit.xml "
                  "--fail-on public"])
     p.add_argument("assignment", metavar="ASSIGNMENT",
                    help="the assignment id (see 'autograder list')")
@@ -153,7 +153,7 @@ def _parser() -> _Parser:
                 "Write OUT/ASSIGNMENT/student.zip and gradescope.zip (and otter.zip with "
                 "--format otter). Two builds from the same commit are byte-identical.",
                 ["autograder build --all --out release",
-                 "autograder build multihead_attention --out release --format otter"])
+                 "autograder build hw3 --out release --format otter"])
     p.add_argument("assignments", nargs="*", metavar="ASSIGNMENT",
                    help="the assignments to build (or --all)")
     p.add_argument("--all", action="store_true", help="every assignment")
@@ -166,7 +166,7 @@ def _parser() -> _Parser:
     p = command("validate", "prove that an assignment's tests are sound",
                 "Grade the reference (full marks), the untouched template (0), and every "
                 "cataloged mistake (loses points, with its hint). Exit 1 when one is not so.",
-                ["autograder validate --all", "autograder validate multihead_attention --jobs 2"])
+                ["autograder validate --all", "autograder validate hw3 --jobs 2"])
     p.add_argument("assignments", nargs="*", metavar="ASSIGNMENT",
                    help="the assignments to validate (or --all)")
     p.add_argument("--all", action="store_true", help="every assignment")
@@ -194,7 +194,7 @@ def _parser() -> _Parser:
                 "docstrings, layout, identifier names and the order of functions are "
                 "ignored, and so is the template's code. A submission that cannot be read "
                 "is skipped with a note.",
-                ["autograder similarity multihead_attention submissions/* --out similarity"])
+                ["autograder similarity hw3 submissions/* --out similarity"])
     p.add_argument("assignment", metavar="ASSIGNMENT",
                    help="the assignment id (see 'autograder list')")
     p.add_argument("submissions", nargs="+", metavar="SUBMISSION",

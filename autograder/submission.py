@@ -379,7 +379,7 @@ def _read_entry(folder: _Folder, name: str, module: str, shown: str,
     fd, st = folder.open(name, shown)
     if stat.S_ISDIR(st.st_mode) and not folder_allowed:
         # Only the submission itself may be a folder: a folder named
-        # multihead_attention.py is not followed (nor, nested, 10 000 deep).
+        # assignment.py is not followed (nor, nested, 10 000 deep).
         if fd is not None:
             os.close(fd)
         raise SubmissionProblem(f"{shown} is a folder, not a file")

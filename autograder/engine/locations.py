@@ -6,8 +6,8 @@ shows that names that module's file and a line (a worker's traceback frames, a
 syntax error found when compiling it, where a forbidden call ran) is rewritten
 here to the code cell and the line in it::
 
-    File "multihead_attention.py", line 60, in f   ->  code cell 3, line 5, in f
-    multihead_attention.py, line 42, in f          ->  code cell 3, line 5, in f
+    File "assignment.py", line 60, in f   ->  code cell 3, line 5, in f
+    assignment.py, line 42, in f          ->  code cell 3, line 5, in f
     Your file has a syntax error at line 12, ...   ->  Your notebook has a syntax error at code cell 3, line 5...
 
 A ``.py`` submission has no line map: its texts are left exactly as they are.

@@ -239,7 +239,7 @@ class GradingPlugin:
 
     def _forbidden_used(self, state: SubmissionState, view: Student | None) -> dict[str, list[str]]:
         """The forbidden operations this test's calls ran, each with where they
-        ran ("multihead_attention.py, line 42, in f"). Only what ran decides (the
+        ran ("assignment.py, line 42, in f"). Only what ran decides (the
         worker's tripwire); the source is read only to place a finding that
         arrived without its place."""
         if view is None or not view.forbidden:

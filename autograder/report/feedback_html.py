@@ -129,7 +129,7 @@ _TEMPLATE = _ENV.from_string("""<!doctype html>
 MAX_FIGURES = 6  # one screen: the first failures are what a student fixes first
 
 
-def render(result: SubmissionResult, title: str) -> str:
+def render(result: SubmissionResult, title: str, axes: dict | None = None) -> str:
     ids = [test_id(t) for t in result.tests]
     unreadable = getattr(result, "status", "graded") == "unreadable"
     failed = [t for t in result.tests if not t.passed]
@@ -137,7 +137,7 @@ def render(result: SubmissionResult, title: str) -> str:
     for test, uid in zip(result.tests, ids):
         if not test.passed and test.evidence and len(figures) < MAX_FIGURES:
             from . import plots
-            figure = plots.evidence(test.evidence, result.assignment)
+            figure = plots.evidence(test.evidence, axes)
             if figure:
                 figures[uid] = figure
     return _TEMPLATE.render(r=result, title=title, figures=figures, style=STYLE,

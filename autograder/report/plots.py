@@ -53,12 +53,17 @@ def _quantity(what: str) -> tuple[str, list[int], str]:
     return name, index, re.sub(r"\s*" + _HINT + "$", "", name)
 
 
-def axis_names(evidence: dict, rank: int, assignment: str = "") -> list[str | None]:
+def axis_names(evidence: dict, rank: int, axes: dict | None = None) -> list[str | None]:
     """A name for each axis of the compared tensor (rank: its number of axes);
-    None for a leading axis whose meaning is not known."""
+    None for a leading axis whose meaning is not known. ``axes``: the
+    assignment's own names for a quantity (``report: axes:`` in
+    assignment.yaml), e.g. {"weights": ["batch item", "encoder position"]}."""
     if isinstance(evidence.get("axes"), (list, tuple)) and len(evidence["axes"]) == rank:
         return [str(a) for a in evidence["axes"]]
     name, _, base = _quantity(str(evidence.get("what", "")))
+    for quantity, names in (axes or {}).items():
+        if re.match(rf"^{re.escape(quantity)}\b", base) and len(names) == rank:
+            return [str(n) for n in names]
     hint = re.search(_HINT, name)
     if hint:
         letters = [x.strip() for x in hint.group(1).split(",")]
@@ -66,9 +71,6 @@ def axis_names(evidence: dict, rank: int, assignment: str = "") -> list[str | No
             return [_LETTERS[x] for x in letters]
     if rank == 1:
         return ["index"]
-    if (rank == 2 and assignment == "attention_scoring"
-            and re.match(r"^(weights|masked_softmax)\b", base)):
-        return ["batch item", "key position"]  # one decoder query per batch item
     for pattern, leading, rows, columns in _VOCABULARY:
         if re.match(pattern, base):
             named = leading[:rank - 2] + [None] * max(0, rank - 2 - len(leading))
@@ -256,7 +258,7 @@ def curves(expected: np.ndarray, actual: np.ndarray, title: str = "", xlabel: st
     return {"html": "".join(parts), "alt": alt}
 
 
-def evidence(evidence: dict, assignment: str = "") -> dict | None:
+def evidence(evidence: dict, axes: dict | None = None) -> dict | None:
     """``{"kind": "heatmaps"|"curves", "html", "title", "alt"}`` or None."""
     try:
         expected = np.array(evidence["expected"], dtype=float)
@@ -266,7 +268,7 @@ def evidence(evidence: dict, assignment: str = "") -> dict | None:
     if expected.shape != actual.shape or expected.size == 0 or expected.ndim not in (1, 2):
         return None
     _, index, _ = _quantity(str(evidence.get("what", "")))
-    names = axis_names(evidence, expected.ndim + len(index), assignment)
+    names = axis_names(evidence, expected.ndim + len(index), axes)
     title = _title(evidence, names)
     if expected.ndim == 2:
         figure = heatmaps(expected, actual, title, rows=names[-2], columns=names[-1])

@@ -23,7 +23,8 @@ def write_submission(out: Path, assignment, result: SubmissionResult) -> None:
     folder = child(out, result.submission)
     write_atomic(folder / "results.json", results_json.render(result), root=out)
     write_atomic(folder / "feedback.md", feedback_md.render(result, assignment.title), root=out)
-    write_atomic(folder / "feedback.html", feedback_html.render(result, assignment.title),
+    write_atomic(folder / "feedback.html", feedback_html.render(result, assignment.title,
+                                                     getattr(assignment, "plot_axes", None)),
                  root=out)
     # Written last: its presence means the submission is completely graded.
     write_atomic(folder / RECORD, json.dumps(result.to_dict(), indent=1), root=out)

@@ -36,7 +36,7 @@ installing the rules costs a worker 1.5-3 ms of CPU (~0.1 ms per overload,
 plus ~1 ms that :func:`prepare` in the zygote would save), against ~33 ms per
 worker in all. The alternatives: a ``TorchDispatchMode`` sees every operator
 below autograd, but costs 5-10 us on every operator and ~1 ms at each
-operator's first dispatch in a fresh worker (+5-7 ms per multihead_attention
+operator's first dispatch in a fresh worker (+5-7 ms per multi-head attention
 test), and its first use imports torch._dynamo (~1 s) unless
 ``_should_skip_dynamo`` is overridden. A ``TorchFunctionMode`` sees Python
 bindings (``torch._VF``, ``torch.ops``), but not what torch calls inside a
