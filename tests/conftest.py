@@ -99,3 +99,11 @@ def grade_examples(tmp_path_factory, assignment_id: str, jobs: int = 2) -> dict:
 # The toy assignment's own tests run through the grader (tests/test_toy_assignment.py),
 # never as this suite's tests.
 collect_ignore = ["toy_course"]
+
+
+def pytest_configure(config):
+    """This process grades in-process batches, like `autograder grade` does: its
+    sandbox (zygote) starts first, before any test module is imported and holds
+    a reference's text (the attack tests search the workers' memory for it)."""
+    from autograder.sandbox.zygote import shared_launcher
+    shared_launcher()
