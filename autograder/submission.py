@@ -505,3 +505,24 @@ def notebook_to_module(text: str) -> str:
     if converted.notes:
         raise SubmissionProblem(converted.notes[0])
     return converted.source
+
+
+def imported_packages(subs) -> set[str]:
+    """The top-level packages the readable submissions import (``matplotlib``
+    for ``import matplotlib.pyplot as plt``): the grader asks its sandbox to
+    preload the demo libraries among them (sandbox/zygote.py, DEMO_MODULES)."""
+    import ast
+    found: set[str] = set()
+    for sub in subs:
+        if sub.source is None:
+            continue
+        try:
+            tree = ast.parse(sub.source)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.add(node.module.split(".")[0])
+    return found

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, Phase, Verbosity, settings
 
 from ..assignment import Assignment
 from ..sandbox.session import ImportFailed, StudentCodeError
-from ..submission import Submission
+from ..submission import Submission, imported_packages
 from ..testing.compare import GradingFailure
 from . import forbidden, locations, mistakes, recorded_hints
 from .inprocess import InProcessLauncher
@@ -377,6 +377,9 @@ def run_pytest(assignment: Assignment, submissions: list[Submission], launcher,
                quiet: bool = True) -> GradingPlugin:
     """Grade ``submissions`` with one in-process pytest session."""
     visibilities = ("public", "hidden") if include_hidden else ("public",)
+    preload = getattr(launcher, "preload", None)
+    if preload is not None:  # demo libraries the chunk imports, once in its zygote
+        preload(sorted(imported_packages(submissions)))
     plugin = GradingPlugin(assignment, submissions, launcher, on_result, visibilities)
     folders = [assignment.public_tests] + ([assignment.hidden_tests] if include_hidden else [])
     args = [str(f) for f in folders if f.is_dir()] + [

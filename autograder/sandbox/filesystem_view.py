@@ -151,3 +151,10 @@ def private_tmp(uid: int | None) -> bool:
     except OSError:
         return False
     return True
+
+
+def mount_tmp(size: int) -> None:
+    """A fresh tmpfs on /tmp in this process's mount namespace (the zygote's,
+    for the caches of modules it preloads)."""
+    _mount("tmpfs", "/tmp", "tmpfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
+           f"size={size},nr_inodes=1024,mode=0711")

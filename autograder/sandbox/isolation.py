@@ -109,6 +109,27 @@ def proc_self(name: str) -> str:
         os.close(fd)
 
 
+_zygote_tmp: str | None = None
+
+
+def zygote_tmp() -> str:
+    """A writable folder for the zygote's own imports (caches of preloaded
+    modules), and the environment that points libraries at it. Inside the view
+    a small tmpfs on /tmp, seen only by the zygote: each worker mounts its own
+    private /tmp over it."""
+    global _zygote_tmp
+    if _zygote_tmp is None:
+        if _view and os.geteuid() == 0:
+            filesystem_view.mount_tmp(16 * 1024 * 1024)
+            _zygote_tmp = "/tmp/zygote"
+            os.makedirs(_zygote_tmp, mode=0o700, exist_ok=True)
+        else:
+            _zygote_tmp = tempfile.mkdtemp(prefix="zygote-", dir=_tmp_root)
+        os.environ.update(MPLCONFIGDIR=_zygote_tmp, XDG_CACHE_HOME=_zygote_tmp,
+                          MPLBACKEND="Agg")
+    return _zygote_tmp
+
+
 def worker_tmp(pid: int) -> str | None:
     """The temporary folder of worker ``pid`` where it has no private /tmp."""
     return None if _tmp_root is None else os.path.join(_tmp_root, str(pid))
