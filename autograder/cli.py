@@ -518,7 +518,7 @@ def _print_batch(results, assignment_id: str, console: Console) -> None:
     import statistics
     from collections import Counter
 
-    from .report.feedback_html import display_names, points, test_id
+    from .report.feedback_html import display_names, points
 
     graded = sorted((r for r in results if not _unreadable(r)), key=lambda r: r.submission)
     unreadable = sorted((r for r in results if _unreadable(r)), key=lambda r: r.submission)
@@ -526,7 +526,7 @@ def _print_batch(results, assignment_id: str, console: Console) -> None:
     if graded:
         table = Table("submission", "score", "failed tests", title=assignment_id)
         for r in graded:
-            failed = [names[test_id(t)] for t in r.tests if not t.passed]
+            failed = [names[t.id] for t in r.tests if not t.passed]
             table.add_row(r.submission, f"{points(r.score)} / {points(r.max_score)}",
                           ", ".join(failed[:4]) + (f" (+{len(failed) - 4})" if len(failed) > 4
                                                    else ""))
@@ -540,7 +540,7 @@ def _print_batch(results, assignment_id: str, console: Console) -> None:
     if len(results) < 2:
         return
     scores = [r.score for r in results]
-    failures = Counter(test_id(t) for r in graded for t in r.tests if not t.passed)
+    failures = Counter(t.id for r in graded for t in r.tests if not t.passed)
     slowest = sorted(graded, key=lambda r: -r.execution_time)[:3]
     console.print(f"{len(results)} submissions: mean {statistics.fmean(scores):.1f}, median "
                   f"{points(statistics.median(scores))}"

@@ -63,17 +63,12 @@ def points(value: float) -> str:
 _ENV.filters["points"] = points
 
 
-def test_id(test) -> str:
-    """A test outcome's unique id (see TestOutcome.id)."""
-    return test.id
-
-
 def display_names(tests) -> dict[str, str]:
     """{test id: what to show}: the test's name, or its id where two different
     tests share that name (a public and a hidden ``test_mha_matches_torch``)."""
     ids_by_name: dict[str, set[str]] = {}
     for t in tests:
-        ids_by_name.setdefault(t.name, set()).add(test_id(t))
+        ids_by_name.setdefault(t.name, set()).add(t.id)
     return {uid: (name if len(ids) == 1 else uid)
             for name, ids in ids_by_name.items() for uid in ids}
 
@@ -83,7 +78,7 @@ def anchors(tests) -> dict[str, str]:
     out: dict[str, str] = {}
     used: Counter = Counter()
     for t in tests:
-        uid = test_id(t)
+        uid = t.id
         if uid in out:
             continue
         slug = "test-" + re.sub(r"[^A-Za-z0-9_-]+", "-", uid).strip("-")
@@ -130,7 +125,7 @@ MAX_FIGURES = 6  # one screen: the first failures are what a student fixes first
 
 
 def render(result: SubmissionResult, title: str, axes: dict | None = None) -> str:
-    ids = [test_id(t) for t in result.tests]
+    ids = [t.id for t in result.tests]
     unreadable = getattr(result, "status", "graded") == "unreadable"
     failed = [t for t in result.tests if not t.passed]
     figures = {}
@@ -143,5 +138,5 @@ def render(result: SubmissionResult, title: str, axes: dict | None = None) -> st
     return _TEMPLATE.render(r=result, title=title, figures=figures, style=STYLE,
                             ids=ids, names=display_names(result.tests),
                             anchor=anchors(result.tests), failed=failed,
-                            failed_ids=[test_id(t) for t in failed], unreadable=unreadable,
+                            failed_ids=[t.id for t in failed], unreadable=unreadable,
                             passed=sum(t.passed for t in result.tests))

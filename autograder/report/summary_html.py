@@ -16,7 +16,7 @@ import jinja2
 
 from ..engine.scoring import SubmissionResult
 from . import plots
-from .feedback_html import STYLE, display_names, points, test_id
+from .feedback_html import STYLE, display_names, points
 
 _ENV = jinja2.Environment(autoescape=True)
 _ENV.filters["points"] = points
@@ -68,7 +68,7 @@ def render(results: list[SubmissionResult], title: str, hints: dict[str, str]) -
     seen = Counter()
     for result in readable:
         for test in result.tests:
-            uid = test_id(test)
+            uid = test.id
             total[uid] += 1
             passed[uid] += test.passed
             kinds[uid] = test.visibility

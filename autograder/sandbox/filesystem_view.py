@@ -29,6 +29,8 @@ import os
 import site
 import sys
 
+from .libc import libc
+
 _CLONE_NEWNS = 0x00020000
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
 _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 32, 4096, 16384, 1 << 18
@@ -72,16 +74,10 @@ def _outermost(paths: list[str]) -> list[str]:
     return kept
 
 
-_libc = None
-
-
 def _mount(source: str | None, target: str, fstype: str | None, flags: int,
            data: str | None = None) -> None:
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
     enc = (lambda s: None if s is None else s.encode())
-    if _libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)) != 0:
+    if libc().mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)) != 0:
         error = ctypes.get_errno()
         raise OSError(error, f"mount {source} on {target}: {os.strerror(error)}")
 
@@ -93,10 +89,7 @@ def enter_view(paths: list[str]) -> bool:
     CAP_SYS_ADMIN): Landlock alone confines the workers then."""
     if not sys.platform.startswith("linux") or os.geteuid() != 0:
         return False
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-    if _libc.unshare(_CLONE_NEWNS) != 0:
+    if libc().unshare(_CLONE_NEWNS) != 0:
         return False
     try:
         # Nothing done here propagates back to the host's mounts.
@@ -115,7 +108,7 @@ def enter_view(paths: list[str]) -> bool:
         os.makedirs(root + "/tmp", mode=0o755, exist_ok=True)
         _mount(None, root, None, _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV)
         os.chdir(root)
-        if _libc.chroot(b".") != 0:
+        if libc().chroot(b".") != 0:
             raise OSError(ctypes.get_errno(), "chroot")
         os.chdir("/")
     except OSError:
@@ -139,10 +132,7 @@ def _bind_read_only(source: str, target: str, device: bool) -> None:
 def private_tmp(uid: int | None) -> bool:
     """In a worker, as root inside the view: a mount namespace of its own
     with a fresh tmpfs on /tmp owned by ``uid``. False where not allowed."""
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-    if _libc.unshare(_CLONE_NEWNS) != 0:
+    if libc().unshare(_CLONE_NEWNS) != 0:
         return False
     owner = f",uid={uid},gid={uid}" if uid is not None else ""
     try:

@@ -22,6 +22,7 @@ except ImportError:  # Windows: no rlimits; the grader's deadlines still apply
     resource = None
 
 from . import filesystem_view, landlock, syscall_policy
+from .libc import libc  # noqa: F401  (also used as isolation.libc by zygote and hugepages)
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_NO_NEW_PRIVS = 38
@@ -52,16 +53,6 @@ class Limits:
     memory_headroom_mb: int = 1024  # address space allowed on top of the worker's own size
     open_files: int = 64
 
-
-_LIBC = None
-
-
-def libc():
-    """The C library (loaded once), for the calls Python does not wrap."""
-    global _LIBC
-    if _LIBC is None:
-        _LIBC = ctypes.CDLL(None, use_errno=True)
-    return _LIBC
 
 
 def warm_up() -> None:
