@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 import torch
 
 from ..assignment import Assignment
+from ..sandbox import grad_paths
 from ..sandbox.session import StudentCodeError
 from ..submission import Submission
 from ..testing.compare import GradingFailure
+from ..testing.gradients import DetachedOutputs
 
 
 @dataclass
@@ -154,15 +156,32 @@ class _Callable:
             raise GradingFailure(f"{self._label} modified its {where} in place; functions "
                                  "must be pure (use out-of-place operations, or clone first).")
 
+    @property
+    def label(self) -> str:
+        """How feedback names this callable: ``split_heads``, ``MultiHeadAttention.forward``."""
+        return self._label
+
     def with_grad(self, args, kwargs=None, *, grad_outputs, wrt=(), param_grads=False):
-        """Run the call, back-propagate ``grad_outputs`` (one per output, None to
-        skip) and return ``(result, input_grads, param_grads)``."""
+        """Run the call, back-propagate ``grad_outputs`` (one per output: a
+        tensor, None to skip, or a tuple nested like that output) to the inputs
+        in ``wrt`` (positions, keywords, or paths into dicts, lists and tuples)
+        and return ``(result, input_grads, param_grads)``. Outputs outside
+        autograd's graph raise :class:`~autograder.testing.gradients.DetachedOutputs`."""
+        if isinstance(grad_outputs, torch.Tensor):
+            raise TypeError("grad_outputs has one entry per output: (g,) for one tensor")
         answer = self._call(tuple(args), kwargs or {}, grad_outputs=list(grad_outputs),
                             wrt=list(wrt), param_grads=param_grads)
         grads = answer.get("grads")
         if type(grads) is not dict:
             raise GradingFailure(f"{self._label} did not return gradients.")
-        return answer["result"], grads.get("inputs"), grads.get("params")
+        if "detached" in grads:
+            raise DetachedOutputs(self._label, _detached_paths(grads["detached"], grad_outputs,
+                                                               self._label), answer.get("result"))
+        inputs, params = grads.get("inputs"), grads.get("params")
+        if type(inputs) is not list or len(inputs) != len(wrt) or type(params) is not dict:
+            raise GradingFailure(f"{self._label}: the worker's answer about gradients is "
+                                 "malformed.")
+        return answer["result"], inputs, params
 
     def count_ops(self, *args, **kwargs) -> tuple:
         """``(result, n)``: the call's result and how many torch operations it
@@ -177,6 +196,22 @@ class _Callable:
         """A call; kept for tests that name the property: every call is checked
         for inputs modified in place."""
         return self._call(args, kwargs)["result"]
+
+
+def _detached_paths(paths, grad_outputs, label: str) -> tuple[tuple[int, ...], ...]:
+    """A worker's report of outputs outside autograd's graph, checked against
+    the gradients the grader itself sent: each path must lead, through list and
+    tuple indices, to a tensor given as a gradient; at most one per gradient,
+    at least one. Anything else is a malformed answer, never a verdict."""
+    given = {path for path, _, _ in grad_paths.pairs(grad_outputs, grad_outputs)}
+    try:
+        found = {tuple(p) for p in paths} if type(paths) is list \
+            and 0 < len(paths) <= len(given) and all(type(p) is list for p in paths) else None
+    except TypeError:  # unhashable steps
+        found = None
+    if not found or not found <= given or any(type(i) is not int for p in found for i in p):
+        raise GradingFailure(f"{label}: the worker's answer about gradients is malformed.")
+    return tuple(sorted(found))
 
 
 def _first_changed(before, after, path: tuple, skipped: set) -> tuple | None:

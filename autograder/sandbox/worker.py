@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from . import isolation, tripwire, wire
+from . import grad_paths, isolation, tripwire, wire
 
 OUTPUT_LIMIT = 8000  # characters of student output kept per answer
 
@@ -141,19 +141,13 @@ class Worker:
     def op_call(self, name, call_args=(), call_kwargs=None, handle=None,
                 grad_outputs=None, wrt=(), param_grads=False, echo_args=False,
                 count_ops=False):
-        """Call a function (or a method of a built object). With ``grad_outputs``,
-        also back-propagate them and return the gradients of the arguments named
-        in ``wrt`` (positions or keyword names) and, if asked, of the parameters."""
+        """Call a function (or a method of a built object). With ``grad_outputs``
+        (one per output, nested like the result: see :mod:`.grad_paths`), also
+        back-propagate them and return the gradients of the arguments named in
+        ``wrt`` (positions, keywords, or paths into dicts, lists and tuples) and,
+        if asked, of the parameters."""
         call_args, call_kwargs = list(call_args), dict(call_kwargs or {})
-        leaves = []
-        for key in wrt:  # a position, a keyword, or a path into a dict argument
-            path = list(key) if isinstance(key, (list, tuple)) else [key]
-            container = call_args if isinstance(path[0], int) else call_kwargs
-            for step in path[:-1]:
-                container[step] = dict(container[step])  # never change the caller's dict
-                container = container[step]
-            container[path[-1]] = container[path[-1]].detach().clone().requires_grad_(True)
-            leaves.append(container[path[-1]])
+        leaves = grad_paths.make_leaves(call_args, call_kwargs, wrt)
         target = self._target(name, handle)
         if count_ops:  # how many torch operations the call dispatches (vectorisation tests)
             with _OpCounter() as counter:
@@ -170,14 +164,20 @@ class Worker:
         return answer
 
     def _backward(self, result, grad_outputs, leaves, handle, param_grads):
-        outputs = [result] if isinstance(result, torch.Tensor) else list(result)
-        pairs = [(o, g) for o, g in zip(outputs, grad_outputs) if g is not None]
+        """The gradients, or ``{"detached": [path, ...]}``: the places in the
+        result of the outputs given a gradient that are outside autograd's graph
+        (detached, computed under no_grad, rebuilt from numbers). That is the
+        student's answer, told as data; autograd would only raise about it."""
+        found = grad_paths.pairs(result, grad_outputs)
+        detached = [list(path) for path, output, _ in found if not output.requires_grad]
+        if detached:
+            return {"detached": detached}
         # remove_duplicate=False: a parameter reachable under two paths (an
         # alias such as q_proj = self.layers[0]) is reported under both.
         named = list(self.handles[handle].named_parameters(remove_duplicate=False)) \
             if param_grads else []
         inputs = leaves + [p for _, p in named]
-        grads = torch.autograd.grad([o for o, _ in pairs], inputs, [g for _, g in pairs],
+        grads = torch.autograd.grad([o for _, o, _ in found], inputs, [g for _, _, g in found],
                                     allow_unused=True)
         grads = [torch.zeros_like(x) if g is None else g for x, g in zip(inputs, grads)]
         return {"inputs": _detached(grads[:len(leaves)]),
