@@ -1,13 +1,15 @@
 """recurrent_cells is fair both ways, proven in one graded batch:
 
-- every differentiable output is checked against the oracle's gradients: a
-  reference that detaches any one of them (each cell kind, lstm's h' and c',
-  unroll's outputs and final state, either half of bidirectional) loses points;
+- every differentiable output and input is checked against the oracle's
+  gradients: a reference that detaches any one of them (each cell kind, lstm's
+  h' and c' and its state (h, c) in, unroll's outputs, final state (h and c for
+  lstm) and c0, bidirectional's halves, final states and weights) loses
+  points, a detached output named in the feedback;
 - common real mistakes get their own hint (element-wise clipping is not told it
   clips per tensor, float32 zeros for a float64 input, clipping in place);
 - correct code written the other way (einsum or a loop over gates, fused
   projections, float64 inside, a dict of names with "LSTM"/"GRU" in strings)
-  never loses a point.
+  never loses a point, nor do (h, c) states returned as a namedtuple or a list.
 """
 
 import ast
@@ -40,35 +42,77 @@ def with_functions(source: str, new: str) -> str:
 
 
 RETURN_CELLS = "return torch.cat([out_fwd, out_bwd], dim=-1), (final_fwd, final_bwd)"
+RETURN_UNROLL = "return torch.stack(outputs), state"
+DETACH_STATE = "(tuple(s.detach() for s in {0}) if cell == 'lstm' else {0}.detach())"
 
-# A detached output, one place at a time -> the test that must catch it.
+# Something detached, one place at a time -> (the test that must catch it, what
+# its feedback says). An output outside autograd's graph is named as the
+# detached output; an input cut off from the graph shows as its wrong gradient.
 DETACHED = {
     "detached_rnn_tanh": ([("return torch.tanh(pre)", "return torch.tanh(pre).detach()")],
-                          "test_rnn_cell_matches_torch"),
+                          "test_rnn_cell_matches_torch", "rnn_cell returned h' without gradients"),
     "detached_rnn_relu": ([("return torch.relu(pre)", "return torch.relu(pre).detach()")],
-                          "test_rnn_cell_matches_torch"),
+                          "test_rnn_cell_matches_torch", "rnn_cell returned h' without gradients"),
     "detached_lstm_h": ([("    return h_new, c_new", "    return h_new.detach(), c_new")],
-                        "test_lstm_cell_matches_torch"),
+                        "test_lstm_cell_matches_torch", "lstm_cell returned h' without gradients"),
     "detached_lstm_c": ([("    return h_new, c_new", "    return h_new, c_new.detach()")],
-                        "test_lstm_cell_matches_torch"),
+                        "test_lstm_cell_matches_torch", "lstm_cell returned c' without gradients"),
+    "detached_lstm_state_in": ([("    h, c = state", "    h, c = state[0], state[1].detach()")],
+                               "test_lstm_cell_matches_torch",
+                               "the gradient of lstm_cell's (h', c') with respect to c differs"),
     "detached_gru": ([("return (1 - z) * n + z * h", "return ((1 - z) * n + z * h).detach()")],
-                     "test_gru_cell_matches_torch"),
-    "detached_unroll_outputs": ([("return torch.stack(outputs), state",
-                                  "return torch.stack(outputs).detach(), state")],
-                                "test_unroll_gradients_match_torch"),
-    "detached_unroll_final": ([("return torch.stack(outputs), state",
-                                ("return torch.stack(outputs), (tuple(s.detach() for s in state) "
-                                 "if cell == 'lstm' else state.detach())"))],
-                              "test_unroll_gradients_match_torch"),
+                     "test_gru_cell_matches_torch", "gru_cell returned h' without gradients"),
+    "detached_unroll_outputs": ([(RETURN_UNROLL, "return torch.stack(outputs).detach(), state")],
+                                "test_unroll_gradients_match_torch",
+                                "unroll returned outputs without gradients"),
+    "detached_unroll_final": ([(RETURN_UNROLL, "return torch.stack(outputs), "
+                                + DETACH_STATE.format("state"))],
+                              "test_unroll_gradients_match_torch",
+                              "unroll returned final_state's h and final_state's c without "
+                              "gradients"),
+    "detached_unroll_final_c": ([(RETURN_UNROLL, "return torch.stack(outputs), ((state[0], "
+                                  "state[1].detach()) if cell == 'lstm' else state)")],
+                                "test_unroll_gradients_match_torch",
+                                "unroll returned final_state's c without gradients"),
+    "detached_unroll_c0": ([("    outputs = [None] * T\n",
+                             "    if cell == 'lstm':\n        state = (state[0], state[1].detach())"
+                             "\n    outputs = [None] * T\n")],
+                           "test_unroll_gradients_match_torch", "the gradient of c0 differs"),
     "detached_bidirectional": ([(RETURN_CELLS, RETURN_CELLS.replace(
                                     "dim=-1)", "dim=-1).detach()"))],
-                               "test_bidirectional_matches_torch"),
+                               "test_bidirectional_matches_torch",
+                               "bidirectional returned outputs without gradients"),
     "detached_bidirectional_fwd": ([(RETURN_CELLS, RETURN_CELLS.replace(
                                         "[out_fwd,", "[out_fwd.detach(),"))],
-                                   "test_bidirectional_matches_torch"),
+                                   "test_bidirectional_matches_torch", "the gradient of"),
     "detached_bidirectional_bwd": ([(RETURN_CELLS, RETURN_CELLS.replace(
                                         "out_bwd]", "out_bwd.detach()]"))],
-                                   "test_bidirectional_matches_torch"),
+                                   "test_bidirectional_matches_torch", "the gradient of"),
+    "detached_bidirectional_finals": ([(RETURN_CELLS, RETURN_CELLS.replace(
+                                           "(final_fwd, final_bwd)",
+                                           "({}, {})".format(DETACH_STATE.format("final_fwd"),
+                                                             DETACH_STATE.format("final_bwd"))))],
+                                      "test_bidirectional_matches_torch",
+                                      "bidirectional returned final_fwd's h, final_fwd's c, "
+                                      "final_bwd's h and final_bwd's c without gradients"),
+    "detached_bidirectional_final_bwd_c": ([(RETURN_CELLS, RETURN_CELLS.replace(
+                                                "final_bwd)", "(final_bwd[0], final_bwd[1]"
+                                                ".detach()) if cell == 'lstm' else final_bwd)"))],
+                                           "test_bidirectional_matches_torch",
+                                           "bidirectional returned final_bwd's c without "
+                                           "gradients"),
+    "detached_bidirectional_final_fwd_rnn": ([(RETURN_CELLS, RETURN_CELLS.replace(
+                                                  "(final_fwd,", "(final_fwd if cell == 'lstm' "
+                                                  "else final_fwd.detach(),"))],
+                                             "test_bidirectional_matches_torch",
+                                             "bidirectional returned final_fwd without gradients"),
+    "detached_bidirectional_params_bwd": ([("out_bwd, final_bwd = unroll(cell, x, state_bwd, "
+                                            "*params_bwd, reverse=True)",
+                                            "out_bwd, final_bwd = unroll(cell, x, state_bwd, "
+                                            "*(None if p is None else p.detach() for p in "
+                                            "params_bwd), reverse=True)")],
+                                          "test_bidirectional_matches_torch",
+                                          "the gradient of params_bwd's W_ih differs"),
 }
 
 CLIP_RETURN = "return [g * factor for g in grads], total_norm"
@@ -323,9 +367,39 @@ def unroll(cell, x, state, W_ih, W_hh, b_ih=None, b_hh=None, reverse=False):
     return torch.stack([outputs[t] for t in steps]), state
 ''')
 
+# The spec's (h', c') and final states as a namedtuple (a tuple, as torch's own
+# APIs return) or a list: unpacked the same, given gradients the same.
+NAMEDTUPLE_STATE = with_functions(REFERENCE, '''
+import collections
+
+LSTMState = collections.namedtuple("LSTMState", "h c")
+
+
+def lstm_cell(x, state, W_ih, W_hh, b_ih=None, b_hh=None):
+    h, c = state
+    i, f, g, o = (_affine(x, W_ih, b_ih) + _affine(h, W_hh, b_hh)).chunk(4, dim=-1)
+    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return LSTMState(h=torch.sigmoid(o) * torch.tanh(c_new), c=c_new)
+''')
+
+LIST_STATE = with_functions(REFERENCE, '''
+def lstm_cell(x, state, W_ih, W_hh, b_ih=None, b_hh=None):
+    h, c = state
+    i, f, g, o = (_affine(x, W_ih, b_ih) + _affine(h, W_hh, b_hh)).chunk(4, dim=-1)
+    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return [torch.sigmoid(o) * torch.tanh(c_new), c_new]
+
+
+def bidirectional(cell, x, params_fwd, params_bwd, state_fwd=None, state_bwd=None):
+    out_fwd, final_fwd = unroll(cell, x, state_fwd, *params_fwd)
+    out_bwd, final_bwd = unroll(cell, x, state_bwd, *params_bwd, reverse=True)
+    return [torch.cat([out_fwd, out_bwd], dim=-1), [final_fwd, final_bwd]]
+''')
+
 STYLES = {"einsum_gates": EINSUM_GATES, "loop_over_gates": LOOP_OVER_GATES,
           "fused_projections": FUSED, "float64_inside": FLOAT64_INSIDE,
-          "names_in_strings": NAMES_IN_STRINGS}
+          "names_in_strings": NAMES_IN_STRINGS, "namedtuple_state": NAMEDTUPLE_STATE,
+          "list_state": LIST_STATE}
 
 
 @pytest.fixture(scope="module")
@@ -334,7 +408,7 @@ def batch(tmp_path_factory):
     subs = tmp / "subs"
     subs.mkdir()
     (subs / "reference.py").write_text(REFERENCE)
-    for sid, (pairs, _) in DETACHED.items():
+    for sid, (pairs, _, _) in DETACHED.items():
         (subs / f"{sid}.py").write_text(patched(*pairs))
     for sid, (source, _, _) in MISTAKES.items():
         (subs / f"{sid}.py").write_text(source)
@@ -358,13 +432,15 @@ def test_correct_styles_get_full_marks(batch, sid):
 
 @pytest.mark.parametrize("sid", list(DETACHED))
 def test_a_detached_output_loses_points(batch, sid):
-    """Each differentiable output is checked against the oracle's gradients."""
+    """Each differentiable output and input is checked against the oracle's
+    gradients, the lstm's state (h, c) in and out included; a detached output
+    is named in the feedback."""
     result = batch[sid]
-    must_fail = DETACHED[sid][1]
+    _, must_fail, said = DETACHED[sid]
     assert result.score < 100
     assert must_fail in failed(result), _failures(result)
     feedback = next(t.feedback for t in result.tests if t.name.split("[")[0] == must_fail)
-    assert "gradient" in feedback, feedback
+    assert said in feedback, feedback
 
 
 @pytest.mark.parametrize("sid", list(MISTAKES))

@@ -1,6 +1,7 @@
 """Checks of multihead_attention's hidden tests whose failures name their cause:
-an output autograd cannot reach, answers that change from call to call, and an
-``assert`` where the API asks for ValueError.
+an output autograd cannot reach (the framework's check, with this assignment's
+hint), answers that change from call to call, and an ``assert`` where the API
+asks for ValueError.
 
 Their failure texts hold no number drawn at random, so a cataloged mistake
 (mistakes.yaml) fails them with exactly the submission's text and its hint
@@ -8,7 +9,6 @@ reaches the student."""
 
 from __future__ import annotations
 
-import re
 from typing import Any, Callable, Sequence
 
 import torch
@@ -16,6 +16,7 @@ import torch
 from autograder.sandbox.session import StudentCodeError
 from autograder.testing import GradingFailure, fail
 from autograder.testing.expect import expect_raises, raised
+from autograder.testing.gradients import call_with_grad, require_gradients
 
 DETACHED_HINT = ("keep every returned tensor connected to the inputs in autograd: no .detach(), "
                  ".data, torch.no_grad(), or tensors rebuilt from .item()/.tolist()/numpy. The "
@@ -32,24 +33,12 @@ def grads(func, args: Sequence, kwargs: dict | None = None, *, grad_outputs: Seq
           case: Any = None):
     """``(result, input_grads, param_grads)`` of ``func.with_grad(...)``. When an
     output given a gradient (``outputs`` names the outputs in order) has no path
-    back to the inputs in autograd, fail saying which one, not with autograd's
-    message."""
-    try:
-        return func.with_grad(args, kwargs, grad_outputs=grad_outputs, wrt=wrt,
-                              param_grads=param_grads)
-    except StudentCodeError as exc:
-        if exc.phase != "call" or exc.kind != "error":
-            raise
-        found = re.search(r"element (\d+) of tensors does not require grad",
-                          str(exc).split("\n", 1)[0])
-        if found is None:
-            raise
-    given = [name for name, g in zip(outputs, grad_outputs) if g is not None]
-    index = int(found.group(1))
-    name = given[index] if index < len(given) else "an output"
-    label = getattr(func, "_label", None) or "the function"
-    fail(f"{label} returned {name} without gradients: autograd finds no path from {name} back "
-         "to the inputs, so nothing can be learnt through it.", case=case, hint=DETACHED_HINT)
+    back to the inputs in autograd, fail saying which one, with this
+    assignment's hint."""
+    result, got = call_with_grad(func, args, kwargs, grad_outputs=grad_outputs, wrt=wrt,
+                                 param_grads=param_grads)
+    got = require_gradients(got, outputs=outputs, case=case, detached_hint=DETACHED_HINT)
+    return result, got.inputs, got.params
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -1,50 +1,48 @@
-"""Calls with gradients whose failures name their cause (student-api.md: every
-function is differentiable, and tests compare gradients with the oracle's)."""
+"""What recurrent_cells's gradient tests say and where they ask for gradients.
+
+student-api.md: every function is differentiable, an LSTM's state included.
+The framework (autograder.testing.gradients) calls with gradients and compares
+them; this module holds the assignment's hint and the wrt paths and names of
+its arguments and outputs: a state is h, or the pair (h, c) for lstm, and the
+weights are separate arguments or, for bidirectional, a tuple per direction.
+"""
 
 from __future__ import annotations
 
-import re
-
-from autograder.sandbox.session import StudentCodeError
-from autograder.testing import fail
-
 DETACHED_HINT = ("keep every output connected to the inputs in autograd: no .detach(), "
                  ".data, torch.no_grad(), or new tensors rebuilt from .item()/.tolist()/numpy.")
+WEIGHTS = ("W_ih", "W_hh", "b_ih", "b_hh")
 
 
-class NoGradients:
-    """The call ran but back-propagating through its result failed: the
-    failure, reported once the result's values have been checked."""
-
-    def __init__(self, message: str, case, hint: str | None):
-        self.message, self.case, self.hint = message, case, hint
-
-    def report(self):
-        fail(self.message, case=self.case, hint=self.hint)
+def state_names(cell: str, name: str, h: str | None = None, c: str | None = None):
+    """How feedback names a state: ``name`` for rnn and gru; for lstm's (h, c)
+    a pair, nested as the state is (``h``/``c``, by default "name's h")."""
+    if cell != "lstm":
+        return name
+    return (h or f"{name}'s h", c or f"{name}'s c")
 
 
-def with_grad(func, args, kwargs=None, *, grad_outputs, wrt, outputs, case):
-    """``(result, input_grads)`` of ``func.with_grad(...)``. When the backward
-    pass fails, the call is made again without gradients, so an error of the
-    forward pass reads as it always does, and ``input_grads`` is a
-    :class:`NoGradients` saying which output autograd cannot reach (``outputs``:
-    the names of the outputs given a gradient, in order)."""
-    try:
-        result, grads, _ = func.with_grad(args, kwargs, grad_outputs=grad_outputs, wrt=wrt)
-        return result, grads
-    except StudentCodeError as backward_error:
-        if backward_error.phase != "call" or backward_error.kind != "error":
-            raise  # a timeout, a crash, the time budget: nothing to retry
-        first = str(backward_error).split("\n", 1)[0]
-    result = func(*args, **(kwargs or {}))  # raises again if the forward pass failed
-    label = getattr(func, "_label", "the function")
-    detached = re.search(r"element (\d+) of tensors does not require grad", first)
-    if detached:
-        index = int(detached.group(1))
-        name = outputs[index] if index < len(outputs) else "an output"
-        return result, NoGradients(
-            f"{label} returned {name} without gradients: autograd finds no path from it back "
-            "to the inputs, so nothing can be learnt through it.", case, DETACHED_HINT)
-    cause = first.split("your code raised ", 1)[-1]
-    return result, NoGradients(f"back-propagating through the result of {label} failed: "
-                               f"{cause}", case, None)
+def wrt_state(cell: str, position: int, names, given: bool = True) -> tuple[list, list[str]]:
+    """(wrt, names) of the state argument at ``position``: h itself, or the h
+    and c inside lstm's (h, c); nothing when no state is ``given`` (None means
+    zeros, not an input). ``names``: from :func:`state_names`."""
+    if not given:
+        return [], []
+    if cell == "lstm":
+        return [(position, 0), (position, 1)], list(names)
+    return [position], [names]
+
+
+def wrt_weights(position: int, bias: bool, inside: bool = False,
+                prefix: str = "") -> tuple[list, list[str]]:
+    """(wrt, names) of W_ih, W_hh and the biases if any: the arguments from
+    ``position`` on, or (``inside``) the entries of the tuple at ``position``."""
+    names = WEIGHTS[:4 if bias else 2]
+    wrt = [(position, i) if inside else position + i for i in range(len(names))]
+    return wrt, [prefix + n for n in names]
+
+
+def wrt_of(*parts: tuple[list, list[str]]) -> tuple[list, list[str]]:
+    """(wrt, names) of several arguments, in order: ``([0], ["x"])``, then
+    those of :func:`wrt_state` and :func:`wrt_weights`."""
+    return [w for wrt, _ in parts for w in wrt], [n for _, names in parts for n in names]

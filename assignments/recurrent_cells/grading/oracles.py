@@ -5,9 +5,13 @@ to students.
 
 from __future__ import annotations
 
+import functools
+
 import torch
+from torch.func import functional_call
 
 from autograder.testing import memoize
+from autograder.testing.gradients import expected_gradients
 
 
 _CELL_MODULES = {"rnn": torch.nn.RNNCell, "lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell}
@@ -52,76 +56,70 @@ def as_torch_state(cell, states):
     return torch.stack(list(states))
 
 
-def _leaves(params):
-    return [p.detach().clone().requires_grad_(True) for p in params if p is not None]
+def _weights(params, suffix=""):
+    """(W_ih, W_hh, b_ih, b_hh) by the parameter names of torch's modules."""
+    names = ["weight_ih", "weight_hh", "bias_ih", "bias_hh"]
+    return {name + suffix: p for name, p in zip(names, params) if p is not None}
 
 
-@memoize
-def cell_with_grad(cell, x, state, params, grad_outputs, nonlinearity="tanh"):
-    """nn.RNNCell / LSTMCell / GRUCell on (x, state) and the gradients of
-    sum(output * grad_output) (h' and c' for lstm) with respect to x, h (not
-    for lstm, whose state is a pair), W_ih, W_hh and the biases if any: the
-    order of ``wrt_positions``."""
-    module = torch_cell(cell, params, x.dtype, nonlinearity)
-    x_leaf = x.detach().clone().requires_grad_(True)
-    if cell == "lstm":
-        out = module(x_leaf, state)
-        leaves = [x_leaf]
-    else:
-        h_leaf = state.detach().clone().requires_grad_(True)
-        out = module(x_leaf, h_leaf)
-        leaves = [x_leaf, h_leaf]
-    leaves += [p for p in module.parameters()]
-    outs = list(out) if isinstance(out, tuple) else [out]
-    grads = torch.autograd.grad(outs, leaves, list(grad_outputs))
-    return (tuple(o.detach() for o in outs) if cell == "lstm" else out.detach()), \
-        tuple(g.detach() for g in grads)
+def _cell(cell, x, state, W_ih, W_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
+    """rnn_cell / lstm_cell / gru_cell of student-api.md: nn.RNNCell / LSTMCell /
+    GRUCell run on these weights (functional_call), so autograd reaches every
+    argument, the lstm's state pair included."""
+    module = torch_cell(cell, (W_ih, W_hh, b_ih, b_hh), x.dtype, nonlinearity)
+    return functional_call(module, _weights((W_ih, W_hh, b_ih, b_hh)), (x, state))
 
 
-def wrt_positions(cell, bias):
-    """Where x, h (not for lstm), W_ih, W_hh and the biases are in a cell's
-    arguments, and their names, in the order of :func:`cell_with_grad`."""
-    positions = [0] + ([] if cell == "lstm" else [1]) + [2, 3] + ([4, 5] if bias else [])
-    names = ["x"] + ([] if cell == "lstm" else ["h"]) + ["W_ih", "W_hh"] + \
-        (["b_ih", "b_hh"] if bias else [])
-    return positions, names
+def _final(cell, final, direction):
+    """One direction's final state of nn.RNN's (dirs, B, H) (a pair for lstm)."""
+    return tuple(s[direction] for s in final) if cell == "lstm" else final[direction]
 
 
-@memoize
-def sequence_with_grad(cell, x, states, params, grad_output, grad_final=None,
-                       params_bwd=None):
-    """nn.RNN / LSTM / GRU (bidirectional with ``params_bwd``) over x from
-    ``states`` (one per direction, or None for zeros) and the gradients of
-    sum(outputs * grad_output) + sum(final h * grad_final) (one direction, not
-    lstm) with respect to x, each direction's initial h (not lstm, only with
-    states), and the forward direction's W_ih, W_hh, b_ih, b_hh.
-    Returns (outputs, final, {name: gradient})."""
-    module = torch_sequence(cell, params, x.dtype, params_bwd)
-    x_leaf = x.detach().clone().requires_grad_(True)
-    names, leaves = ["x"], [x_leaf]
+def _unroll(cell, x, state, W_ih, W_hh, b_ih=None, b_hh=None, reverse=False):
+    """unroll of student-api.md: nn.RNN / LSTM / GRU on these weights, over the
+    time-flipped input for ``reverse``."""
+    params = (W_ih, W_hh, b_ih, b_hh)
+    module = torch_sequence(cell, params, x.dtype)
+    initial = None if state is None else as_torch_state(cell, [state])
+    out, final = functional_call(module, _weights(params, "_l0"),
+                                 (x.flip(0) if reverse else x, initial))
+    return (out.flip(0) if reverse else out), _final(cell, final, 0)
+
+
+def _bidirectional(cell, x, params_fwd, params_bwd, state_fwd=None, state_bwd=None):
+    """bidirectional of student-api.md: nn.RNN / LSTM / GRU(bidirectional=True)
+    on these weights; a missing initial state is zeros."""
+    module = torch_sequence(cell, params_fwd, x.dtype, params_bwd)
     initial = None
-    if states is not None:
-        if cell == "lstm":
-            initial = as_torch_state(cell, states)
-        else:
-            h_leaves = [h.detach().clone().requires_grad_(True) for h in states]
-            initial = torch.stack(h_leaves)
-            names += ["h0"] if len(states) == 1 else ["state_fwd", "state_bwd"]
-            leaves += h_leaves
-    weights = [module.weight_ih_l0, module.weight_hh_l0] + \
-        ([module.bias_ih_l0, module.bias_hh_l0] if params[2] is not None else [])
-    names += ["W_ih", "W_hh", "b_ih", "b_hh"][:len(weights)]
-    leaves += weights
-    out, final = module(x_leaf, initial)
-    outs, grads = [out], [grad_output]
-    if grad_final is not None:
-        outs.append(final[0])
-        grads.append(grad_final)
-    got = torch.autograd.grad(outs, leaves, grads, allow_unused=True)
-    gradients = {n: (torch.zeros_like(leaf) if g is None else g.detach())
-                 for n, leaf, g in zip(names, leaves, got)}
-    final = tuple(s.detach() for s in final) if cell == "lstm" else final.detach()
-    return out.detach(), final, gradients
+    if state_fwd is not None or state_bwd is not None:
+        zeros = x.new_zeros(x.shape[1], params_fwd[1].shape[1])
+        zero = (zeros, zeros) if cell == "lstm" else zeros
+        initial = as_torch_state(cell, [zero if state_fwd is None else state_fwd,
+                                        zero if state_bwd is None else state_bwd])
+    weights = {**_weights(params_fwd, "_l0"), **_weights(params_bwd, "_l0_reverse")}
+    out, final = functional_call(module, weights, (x, initial))
+    return out, (_final(cell, final, 0), _final(cell, final, 1))
+
+
+# The student's functions, argument for argument: a test's wrt paths and
+# grad_outputs mean the same for the oracle as for the submission.
+ORACLES = {"rnn_cell": functools.partial(_cell, "rnn"),
+           "lstm_cell": functools.partial(_cell, "lstm"),
+           "gru_cell": functools.partial(_cell, "gru"),
+           "unroll": _unroll, "bidirectional": _bidirectional}
+
+
+@memoize
+def with_gradients(name, args, kwargs, grad_outputs, wrt):
+    """The oracle for the student's function ``name`` on ``(args, kwargs)``:
+    its result, and autograd's gradients of sum(output * grad_output) over the
+    outputs given one (nested like the result) with respect to the inputs in
+    ``wrt`` (as for ``call_with_grad``). Once per batch."""
+    oracle = ORACLES[name]
+    with torch.no_grad():
+        result = oracle(*args, **kwargs)
+    return result, tuple(expected_gradients(oracle, args, kwargs, grad_outputs=grad_outputs,
+                                            wrt=wrt))
 
 
 def clip_grad_norm(grads, max_norm, eps=1e-6):

@@ -4,8 +4,9 @@ import torch
 from hypothesis import given, strategies as st
 
 from autograder.testing import assert_close, assert_tensor, generator, random_tensor, unpack
+from autograder.testing.gradients import call_with_grad
 from grading.cases import scoring_cases
-from grading.gradients import assert_gradients, call_with_grad
+from grading.checks import assert_gradients
 from grading.oracles import attend, softmax
 
 

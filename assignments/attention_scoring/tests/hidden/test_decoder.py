@@ -5,7 +5,8 @@ from hypothesis import given, strategies as st
 
 from autograder.testing import (assert_close, fail, generator, random_tensor, seeds, unpack,
                                 float_dtypes)
-from grading.gradients import assert_gradients, call_with_grad
+from autograder.testing.gradients import call_with_grad
+from grading.checks import assert_gradients
 from grading.oracles import decoder_step
 
 PREVIOUS_STATE_HINT = ("Bahdanau attention scores the encoder states with the *previous* "

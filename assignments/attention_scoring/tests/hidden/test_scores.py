@@ -3,8 +3,9 @@
 from hypothesis import given
 
 from autograder.testing import assert_close, generator, random_tensor
+from autograder.testing.gradients import call_with_grad
 from grading.cases import scoring_cases
-from grading.gradients import assert_gradients, call_with_grad
+from grading.checks import assert_gradients
 from grading.oracles import bahdanau_scores, dot_scores, general_scores
 
 

@@ -4,8 +4,9 @@ import torch
 from hypothesis import given, strategies as st
 
 from autograder.testing import assert_close, assert_tensor, fail, generator, random_tensor
+from autograder.testing.gradients import call_with_grad
 from grading.cases import scoring_cases
-from grading.gradients import assert_gradients, call_with_grad
+from grading.checks import assert_gradients
 from grading.oracles import softmax
 
 TEMPERATURES = st.sampled_from([0.25, 0.5, 1.0, 2.0, 5.0])

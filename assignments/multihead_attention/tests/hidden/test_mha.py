@@ -5,6 +5,7 @@ from hypothesis import given, strategies as st
 
 from autograder.testing import (GradingFailure, assert_all_close, assert_close, fail, generator,
                                 memoize, random_tensor, unpack)
+from autograder.testing.gradients import expected_gradients
 from grading.cases import mha_cases
 from grading.checks import expect_value_error, grads, require_deterministic
 from grading.oracles import mha_forward, sdpa_weights, torch_mha_forward
@@ -162,14 +163,10 @@ def _expected_gradients(case, args, grad_out, grad_weights):
     """Autograd through the oracle: gradients of the inputs, then of the weights
     (in ``case.weights()`` order) for the given gradients of out and of the
     attention weights (either may be None); once per case for the whole batch."""
-    weights = {n: w.clone().requires_grad_(True) for n, w in case.weights().items()}
-    leaves = [a.clone().requires_grad_(True) for a in args]
-    outputs = _differentiable_oracle(case, weights, *leaves)
-    pairs = [(o, g) for o, g in zip(outputs, (grad_out, grad_weights)) if g is not None]
-    found = torch.autograd.grad([o for o, _ in pairs], leaves + list(weights.values()),
-                                [g for _, g in pairs], allow_unused=True)
-    inputs = leaves + list(weights.values())
-    return tuple(torch.zeros_like(x) if g is None else g for x, g in zip(inputs, found))
+    weights = case.weights()
+    wrt = [2 + i for i in range(len(args))] + [(1, name) for name in weights]
+    return tuple(expected_gradients(_differentiable_oracle, (case, weights, *args),
+                                    grad_outputs=(grad_out, grad_weights), wrt=wrt))
 
 
 def _differentiable_oracle(case, weights, query, key=None):

@@ -1,13 +1,25 @@
 """Hidden tests of unroll and bidirectional against torch.nn.RNN, LSTM and GRU."""
 
 import torch
-from hypothesis import given, strategies as st
+from hypothesis import example, given, seed, strategies as st
 
 from autograder.testing import assert_close, generator, random_tensor, unpack
-from grading.cases import rnn_cases
-from grading.checks import NoGradients, with_grad
-from grading.oracles import as_torch_state, sequence_with_grad, torch_sequence
+from autograder.testing.gradients import assert_gradients, call_with_grad
+from grading.cases import RNNCase, rnn_cases
+from grading.checks import DETACHED_HINT, state_names, wrt_of, wrt_state, wrt_weights
+from grading.oracles import as_torch_state, torch_sequence, with_gradients
 
+# An lstm with an initial state: its gradients in and out through (h, c),
+# checked whatever else hypothesis draws.
+LSTM_CASE = RNNCase("lstm", T=3, B=2, I=3, H=4, dtype=torch.float32, seed=31)
+# Hypothesis derives a test's inputs from its source. The gradient tests below
+# were rewritten to reach the lstm state and the weights; they keep drawing the
+# inputs they drew before (the seeds their old source gave), so no score moves
+# for any other reason than what they now check.
+UNROLL_GRADIENTS_SEED = int("3ede6d3491c4e9920f6fed4021e3144dc83107fb9dce602f777a346f1721ff1b"
+                            "c98c931a4c1e3ad4143b3debd79bd876", 16)
+BIDIRECTIONAL_SEED = int("32c7f5ab580bb21068ddfae2fc762d2ca5265aaab06bb99c4c07c03c80d022f3"
+                         "4a15dda17e482431c1248d7bea0c2153", 16)
 STATE_HINT = ("final_state has the same form as state: h for rnn and gru, (h, c) for lstm "
               "(state=None means zeros).")
 
@@ -63,31 +75,39 @@ def test_unroll_reverse_matches_flipped(student, case, with_state):
                   else expected_final[0], case.cell, case)
 
 
+def state_grad(case, gen):
+    """An upstream gradient for a (B, H) state, or a pair of them for lstm's (h, c)."""
+    grads = tuple(random_tensor((case.B, case.H), case.dtype, gen)
+                  for _ in range(2 if case.cell == "lstm" else 1))
+    return grads if case.cell == "lstm" else grads[0]
+
+
+def grad_tolerance(case) -> dict:
+    """Gradients through time accumulate more float32 rounding than one step."""
+    return {"rtol": 1e-3, "atol": 1e-5} if case.dtype == torch.float32 else {}
+
+
 @given(case=rnn_cases(max_t=5), with_state=st.booleans())
+@example(case=LSTM_CASE, with_state=True)  # (h0, c0) in, (h_n, c_n) out: always checked
+@seed(UNROLL_GRADIENTS_SEED)
 def test_unroll_gradients_match_torch(student, case, with_state):
-    """Gradients of the outputs (and of the final state, for rnn and gru) with
-    respect to x, the initial state and the weights equal autograd through
-    nn.RNN / LSTM / GRU (backpropagation through time)."""
+    """Gradients of the outputs and of the final state (h, or both h and c for
+    lstm) with respect to x, the initial state and the weights equal autograd
+    through nn.RNN / LSTM / GRU (backpropagation through time)."""
     x, params = case.x(), case.params()
     state = case.state() if with_state else None
     gen = generator(case.seed + 5)
-    grad = random_tensor((case.T, case.B, case.H), case.dtype, gen)
-    # lstm's final state is a pair: only a top-level output can be given a gradient.
-    grad_final = None if case.cell == "lstm" else random_tensor((case.B, case.H), case.dtype, gen)
-    _, _, expected = sequence_with_grad(case.cell, x, None if state is None else [state], params,
-                                        grad, grad_final)
-    names = list(expected)
-    positions = {"x": 1, "h0": 2, "W_ih": 3, "W_hh": 4, "b_ih": 5, "b_hh": 6}
-    outputs = ["outputs"] + ([] if grad_final is None else ["final_state"])
-    _, grads = with_grad(student.unroll, (case.cell, x, state, *params),
-                         grad_outputs=(grad, grad_final), wrt=[positions[n] for n in names],
-                         outputs=outputs, case=case)
-    if isinstance(grads, NoGradients):
-        grads.report()
-    grads = unpack(grads, len(names), "the gradients of unroll")
-    tolerance = {"rtol": 1e-3, "atol": 1e-5} if case.dtype == torch.float32 else {}
-    for name, a in zip(names, grads):
-        assert_close(a, expected[name], what=f"the gradient of {name}", case=case, **tolerance,
+    grad_outputs = (random_tensor((case.T, case.B, case.H), case.dtype, gen),
+                    state_grad(case, gen))
+    h0 = state_names(case.cell, "h0", "h0", "c0")
+    wrt, names = wrt_of(([1], ["x"]), wrt_state(case.cell, 2, h0, with_state),
+                        wrt_weights(3, case.bias))
+    args = (case.cell, x, state, *params)
+    _, got = call_with_grad(student.unroll, args, grad_outputs=grad_outputs, wrt=wrt)
+    _, expected = with_gradients("unroll", args, {}, grad_outputs, wrt)
+    assert_gradients(got, expected, inputs=names, case=case, **grad_tolerance(case),
+                     outputs=("outputs", state_names(case.cell, "final_state")),
+                     detached_hint=DETACHED_HINT,
                      hint="build every step with differentiable, out-of-place operations "
                           "(no .detach(), .data or in-place writes into a preallocated tensor "
                           "that autograd needs); the final state is the last step's state "
@@ -95,36 +115,38 @@ def test_unroll_gradients_match_torch(student, case, with_state):
 
 
 @given(case=rnn_cases(), with_state=st.booleans())
+@example(case=LSTM_CASE, with_state=True)
+@seed(BIDIRECTIONAL_SEED)
 def test_bidirectional_matches_torch(student, case, with_state):
     """bidirectional equals nn.RNN(bidirectional=True): outputs concatenate
     [forward, backward] and the backward direction is re-aligned in time; the
-    gradients of the outputs with respect to x and the initial states too."""
+    gradients of the outputs and of both final states with respect to x, the
+    initial states and both directions' weights too."""
     x = case.x()
     p_fwd, p_bwd = case.params(), case.params(offset=1)
     s_fwd, s_bwd = (case.state(), case.state(offset=1)) if with_state else (None, None)
-    grad = random_tensor((case.T, case.B, 2 * case.H), case.dtype, generator(case.seed + 5))
-    expected, expected_final, expected_grads = sequence_with_grad(
-        case.cell, x, None if s_fwd is None else [s_fwd, s_bwd], p_fwd, grad, params_bwd=p_bwd)
-    # The weights sit inside the params tuples, which gradients cannot be asked of:
-    # x (and each direction's initial h) receive the gradients of both directions.
-    names = [n for n in ("x", "state_fwd", "state_bwd") if n in expected_grads]
-    result, grads = with_grad(student.bidirectional, (case.cell, x, p_fwd, p_bwd, s_fwd, s_bwd),
-                              grad_outputs=(grad, None), wrt=[{"x": 1, "state_fwd": 4,
-                                                               "state_bwd": 5}[n] for n in names],
-                              outputs=["outputs"], case=case)
+    gen = generator(case.seed + 5)
+    grad_outputs = (random_tensor((case.T, case.B, 2 * case.H), case.dtype, gen),
+                    (state_grad(case, gen), state_grad(case, gen)))
+    wrt, names = wrt_of(([1], ["x"]),
+                        wrt_weights(2, case.bias, inside=True, prefix="params_fwd's "),
+                        wrt_weights(3, case.bias, inside=True, prefix="params_bwd's "),
+                        wrt_state(case.cell, 4, state_names(case.cell, "state_fwd"), with_state),
+                        wrt_state(case.cell, 5, state_names(case.cell, "state_bwd"), with_state))
+    args = (case.cell, x, p_fwd, p_bwd, s_fwd, s_bwd)
+    result, got = call_with_grad(student.bidirectional, args, grad_outputs=grad_outputs, wrt=wrt)
+    (expected, expected_final), expected_grads = with_gradients("bidirectional", args, {},
+                                                                grad_outputs, wrt)
     outputs, finals = unpack(result, 2, "bidirectional", "outputs, (final_fwd, final_bwd)")
     assert_close(outputs, expected, what="outputs (T, B, 2H)", case=case,
                  hint="concatenate [forward, backward] on the last axis; the backward "
                       "outputs must be indexed by the time step they belong to.")
     final_fwd, final_bwd = unpack(finals, 2, "the final states", "final_fwd, final_bwd")
-    for d, got in enumerate((final_fwd, final_bwd)):
-        compare_final(got, tuple(s[d] for s in expected_final) if case.cell == "lstm"
-                      else expected_final[d], case.cell, case)
-    if isinstance(grads, NoGradients):
-        grads.report()
-    grads = unpack(grads, len(names), "the gradients of bidirectional")
-    tolerance = {"rtol": 1e-3, "atol": 1e-5} if case.dtype == torch.float32 else {}
-    for name, a in zip(names, grads):
-        assert_close(a, expected_grads[name], what=f"the gradient of {name}", case=case,
-                     **tolerance, hint="both directions must stay differentiable: no .detach() "
-                                       "or .data on either half before concatenating.")
+    for got_final, want in zip((final_fwd, final_bwd), expected_final):
+        compare_final(got_final, want, case.cell, case)
+    assert_gradients(got, expected_grads, inputs=names, case=case, **grad_tolerance(case),
+                     outputs=("outputs", (state_names(case.cell, "final_fwd"),
+                                          state_names(case.cell, "final_bwd"))),
+                     detached_hint=DETACHED_HINT,
+                     hint="both directions must stay differentiable: no .detach() or .data on "
+                          "either half before concatenating, nor on the final states.")
