@@ -15,11 +15,12 @@ something or left something behind.
 Two protections are not layers of AUTOGRADER_DISABLE_LAYERS and are removed
 by patching the grader in its own process instead:
 
-* ``netns``: the zygote's empty network namespace (isolation.leave_network
-  made a no-op);
-* ``clean-zygote``: the zygote forked before anything secret is read (a zygote
-  started at the first worker instead, after the grader read the batch; for
-  the library, a zygote started after the first batch).
+* ``clean-zygote``: the zygote is a fresh interpreter, holding nothing of the
+  grader (replaced by a zygote forked from the grader at its first worker,
+  after the grader read the batch; for the library, forked after the first
+  batch).
+
+``+netns`` (the zygote's empty network namespace) is the layer name ``netns``.
 """
 
 from __future__ import annotations
@@ -41,18 +42,18 @@ import test_sandbox_attacks as attacks
 CLI = [sys.executable, "-m", "autograder"]
 
 # Grader patches, run before the CLI in the grading process.
-NO_NETNS = ("import autograder.sandbox.isolation as i\n"
-            "i.leave_network = lambda: False\n")
-DIRTY_ZYGOTE = '''
+DIRTY_ZYGOTE = attacks.FORKED_ZYGOTE + '''
 import autograder.grade as g
 import autograder.sandbox.zygote as z
+from autograder.sandbox.launcher import Launcher
 
-class LateZygote(z._Launcher):
-    """A zygote started at the first worker: after the grader read the batch."""
+class LateZygote(Launcher):
+    """A zygote forked from the grader at the first worker: after the grader
+    read the batch, with the grader's memory and environment."""
     real = None
     def _zygote(self):
         if self.real is None:
-            self.real = z.Zygote(huge_pages=False)
+            self.real = forked_from_this_process()
         return self.real
     def spawn(self, request): return self._zygote().spawn(request)
     def reap(self, pid): return self._zygote().reap(pid)
@@ -94,6 +95,7 @@ ROWS = {
     "gc_search": ["*clean-zygote"],
     "gc_search --jobs 2": ["*clean-zygote"],
     "gc_search library": ["*clean-zygote"],
+    "environment --jobs 2": ["*clean-zygote"],
 }
 
 
@@ -162,7 +164,9 @@ def run_main(base: Path, disable: str, only: list[str]) -> dict[str, tuple[bool,
     decoy.mkdir()
     listener = attacks.Listener()
     layers, _, patch = disable.partition("+")
-    python = patched_cli(NO_NETNS) if patch == "netns" else None
+    if patch == "netns":
+        layers = ",".join(filter(None, [layers, "netns"]))
+    python = None
     sources = attacks.main_attacks(course, tmp / "out", listener.port, listener.abstract, [],
                                    repo=decoy)
     for name in ("reads_reference", "writes_results", "network"):
@@ -224,7 +228,8 @@ def run_parallel(base: Path, disable: str, attacker: str) -> tuple[bool, str]:
     subs.mkdir()
     sources = {"a_classmate": attacks.classmate(attacks.MARKER), "b_correct": attacks.reference(),
                attacker: attacks.signal_attacker() if attacker == "signals"
-               else attacks.gc_attacker()}
+               else attacks.attack_source(attacks.ENVIRONMENT, carry_solution=False)
+               if attacker == "environment" else attacks.gc_attacker()}
     for name, source in sources.items():
         (subs / f"{name}.py").write_text(source)
     python = patched_cli(DIRTY_ZYGOTE) if disable == "clean-zygote" else None
@@ -290,6 +295,12 @@ def main() -> int:
                 print(f"... gc_search --jobs 2, off: {disable or '(nothing)'}", file=sys.stderr,
                       flush=True)
                 cells[("gc_search --jobs 2", disable)] = run_parallel(base, disable, "gc_search")
+        if "environment --jobs 2" in rows:
+            for disable in ("", "clean-zygote"):
+                print(f"... environment --jobs 2, off: {disable or '(nothing)'}",
+                      file=sys.stderr, flush=True)
+                cells[("environment --jobs 2", disable)] = \
+                    run_parallel(base, disable, "environment")
         if "gc_search library" in rows:
             for dirty in (False, True):
                 print(f"... library twice, dirty={dirty}", file=sys.stderr, flush=True)

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from autograder.sandbox.session import StudentCodeError, WorkerSession
-from autograder.sandbox.zygote import SpawnLauncher, Zygote
+from autograder.sandbox.spawn_launcher import SpawnLauncher
+from autograder.sandbox.zygote import Zygote
 
 SOURCE = """
 import os, torch

@@ -648,6 +648,34 @@ def _attack():
     _note(f"{len(_os.environ)} environment variables inherited from the grader")
     if mine:
         _leak("the grader's environment", repr(mine))
+    # Emptying os.environ only drops pointers: the strings of the environment
+    # a process started with stay at the top of its stack, next to those still
+    # set. Read the pages around them (a page is probed first with write(2)
+    # to a pipe, which fails with EFAULT instead of crashing on a hole).
+    try:
+        env = _ctypes.POINTER(_ctypes.c_void_p).in_dll(_libc, "environ")
+        path, i = None, 0
+        while env[i] and i < 4096:  # PATH is kept, so it is still where it started
+            if _ctypes.string_at(env[i], 5) == b"PATH=":
+                path = env[i]
+            i += 1
+        probe_r, probe_w = _os.pipe()
+        _os.set_blocking(probe_w, False)
+        _os.set_blocking(probe_r, False)
+        page, blob = 4096, b""
+        for address in range((path // page - 16) * page, (path // page + 16) * page, page):
+            written = _libc.write(probe_w, _ctypes.c_void_p(address), page)
+            if written > 0:
+                _os.read(probe_r, written)
+            if written == page:
+                blob += _ctypes.string_at(address, page)
+        _note(f"read {len(blob)} bytes around the starting environment")
+        for name in (b"SBX_" + b"GRADER_SECRET=", b"SBX_" + b"RUN="):
+            at = blob.find(name)
+            if at >= 0:
+                _leak("the grader's environment, from memory", blob[at:at + 80].decode(errors="replace"))
+    except BaseException as exc:
+        _note("memory around the environment", exc)
     return None  # nothing to earn points with: a leak only
 '''
 
@@ -1052,7 +1080,24 @@ def start_parallel(tmp: Path) -> Started:
     return start_grading(tmp, course, sorted(subs.iterdir()), jobs=2, pid_namespace=True)
 
 
-LIBRARY_DRIVER = r"""
+# For tests/prove_layers.py only: the zygote as it would be if it were forked
+# from the grader instead of being a fresh interpreter (what the attacks on the
+# grader's memory and environment need to succeed).
+FORKED_ZYGOTE = r"""
+def forked_from_this_process():
+    import os, socket
+    from autograder.sandbox import zygote
+    grader_end, zygote_end = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:
+        grader_end.close()
+        zygote._serve(zygote_end, huge_pages=False)
+    zygote_end.close()
+    forked = zygote.Zygote._attach(pid, grader_end)
+    return forked
+"""
+
+LIBRARY_DRIVER = FORKED_ZYGOTE + r"""
 import json, sys
 from pathlib import Path
 from autograder.grade import grade
@@ -1061,8 +1106,7 @@ tmp = Path(sys.argv[1])
 first = grade("multihead_attention", sorted(map(str, (tmp / "first").iterdir())), tmp / "out1")
 launcher = {}
 if len(sys.argv) > 2 and sys.argv[2] == "dirty":  # for tests/prove_layers.py only
-    from autograder.sandbox.zygote import Zygote
-    launcher = {"launcher": Zygote(huge_pages=False)}  # forked now, after the first batch
+    launcher = {"launcher": forked_from_this_process()}  # now, after the first batch
 second = grade("multihead_attention", sorted(map(str, (tmp / "second").iterdir())), tmp / "out2",
                **launcher)
 print(json.dumps({r.submission: r.score for r in first.results + second.results}))

@@ -69,7 +69,7 @@ class DaskExecutor:
         readable = [s for s in subs if s.source is not None]
         unreadable = [s for s in subs if s.source is None]
         if unreadable:  # nothing runs for them: graded here, where their problem is known
-            from ..sandbox.zygote import NoWorkers
+            from ..sandbox.launcher import NoWorkers
             from .local import grade_in_process
             errors += grade_in_process(assignment, unreadable, on_result, include_hidden, None,
                                    NoWorkers())

@@ -39,7 +39,7 @@ UID_BASE = int(os.environ.get("AUTOGRADER_WORKER_UID_BASE", 0x40000000))
 # For the framework's own tests only: prove that each attack test fails when
 # the layer it relies on is gone (set in the grader's environment, read when
 # the zygote starts; a submission cannot set it). Names: view, landlock,
-# seccomp, uid, ipc, tmp.
+# seccomp, uid, ipc, tmp, netns.
 DISABLED = frozenset(filter(None, os.environ.get("AUTOGRADER_DISABLE_LAYERS", "").split(",")))
 
 
@@ -152,7 +152,8 @@ def leave_network() -> bool:
     all of them costs ~1.2 ms once instead of per worker, and shares nothing a
     worker could use: sockets are denied by seccomp anyway."""
     global _network_left
-    if (not _network_left and sys.platform.startswith("linux") and os.geteuid() == 0
+    if (not _network_left and "netns" not in DISABLED and sys.platform.startswith("linux")
+            and os.geteuid() == 0
             and libc().unshare(_CLONE_NEWNET) == 0):
         _network_left = True
     return _network_left
@@ -172,8 +173,9 @@ def prepare() -> list[str]:
     """The layers that do not depend on the request: done ahead of time in a
     pre-forked spare worker, so a test does not wait for them."""
     active = ["separate process"]
-    os.setsid()
-    active.append("own session")
+    if hasattr(os, "setsid"):  # not on Windows
+        os.setsid()
+        active.append("own session")
     if die_with_parent():
         active.append("dies with its parent")
     if leave_network():
@@ -236,7 +238,8 @@ def lock_down(limits: Limits, keep_fds: tuple[int, ...]) -> list[str]:
 # What a worker keeps of the grader's environment: locale, time zone and the
 # search path. Nothing else: a CI token or cloud credential in the grader's
 # environment must never reach student code (it could print it into feedback).
-KEPT_ENVIRONMENT = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM")
+KEPT_ENVIRONMENT = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM",
+                    "SYSTEMROOT")  # Windows: sockets and random numbers need it
 
 
 def _private_environment(tmp: str | None) -> None:
@@ -247,7 +250,7 @@ def _private_environment(tmp: str | None) -> None:
         if name not in KEPT_ENVIRONMENT and not name.startswith("LC_"):
             del os.environ[name]
     if tmp:
-        os.environ.update(TMPDIR=tmp, HOME=tmp, MPLCONFIGDIR=tmp)
+        os.environ.update(TMPDIR=tmp, TEMP=tmp, TMP=tmp, HOME=tmp, MPLCONFIGDIR=tmp)
     tempfile.tempdir = None  # recomputed from TMPDIR on next use
     os.environ["MPLBACKEND"] = "Agg"
 
@@ -287,6 +290,9 @@ def _close_fds(keep: tuple[int, ...]) -> None:
     for fd in (0, 1, 2):
         if fd not in keep:
             os.dup2(devnull, fd)
+    if os.name == "nt":  # a fresh interpreter inherits no handle there; sockets are not fds
+        os.close(devnull)
+        return
     lowest = 3
     for fd in sorted(keep):
         if fd >= lowest:

@@ -13,7 +13,6 @@ own too, but student code runs there and can lift any of its limits.
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import socket
@@ -174,19 +173,14 @@ class WorkerSession:
         return text
 
     def close(self, want_status: bool = True) -> int | None:
-        """Stop the worker; returns its wait status (None if already closed or
+        """Stop the worker; returns its exit code (None if already closed or
         not wanted: the end of a test needs no status and does not wait)."""
         if not self.alive:
             return None
         self.alive = False
-        if want_status:  # it may be dying on its own: the launcher waits a moment, then kills
-            self.sock.close()
-            return self.launcher.reap(self.pid)
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.sock.close()
+        if want_status:  # it may be dying on its own: the launcher waits a moment, then kills
+            return self.launcher.reap(self.pid)
         self.launcher.forget(self.pid)
         return None
 
@@ -204,19 +198,26 @@ def describe_error(error, doing: str) -> str:
     return text
 
 
-def _describe_exit(status: int | None) -> str:
-    if status is None:
+# Why a worker was killed by a signal, by the signal's name (Windows has few).
+_SIGNAL_REASONS = {
+    "SIGXCPU": "it used up its CPU time limit",
+    "SIGKILL": "it was killed (usually for exceeding the memory or CPU limit)",
+    "SIGSEGV": "it crashed with a segmentation fault",
+    "SIGABRT": "it aborted",
+    "SIGXFSZ": "it tried to write a file, which is not allowed",
+}
+
+
+def _describe_exit(code: int | None) -> str:
+    """``code``: the worker's exit code as a launcher reports it (negative:
+    the signal that killed it)."""
+    if code is None:
         return "your code stopped running."
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        reasons = {
-            signal.SIGXCPU: "it used up its CPU time limit",
-            signal.SIGKILL: "it was killed (usually for exceeding the memory or CPU limit)",
-            signal.SIGSEGV: "it crashed with a segmentation fault",
-            signal.SIGABRT: "it aborted",
-            signal.SIGXFSZ: "it tried to write a file, which is not allowed",
-        }
-        return f"your code stopped: {reasons.get(sig, f'signal {signal.Signals(sig).name}')}."
-    code = os.WEXITSTATUS(status)
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"your code stopped: {_SIGNAL_REASONS.get(name, name)}."
     return (f"your code exited (exit code {code}) instead of returning: "
             "do not call sys.exit(), exit() or os._exit() in a submission.")

@@ -55,8 +55,8 @@ class _BoundedText(io.TextIOBase):
 
 
 class Worker:
-    def __init__(self, fd: int, request: dict, layers: list[str]):
-        self.fd = fd
+    def __init__(self, fd, request: dict, layers: list[str]):
+        self.fd = fd  # a descriptor, or a socket object where sockets are not (Windows)
         self.prepared_layers = layers
         self.request = request
         self.module: types.ModuleType | None = None
@@ -69,7 +69,8 @@ class Worker:
         _seed_everything()  # code that draws random numbers gets the same ones every run
         filename = self.request["filename"]
         layers = self.prepared_layers + isolation.lock_down(
-            isolation.Limits(**self.request["limits"]), keep_fds=(self.fd,))
+            isolation.Limits(**self.request["limits"]),
+            keep_fds=(self.fd,) if isinstance(self.fd, int) else ())
         tripwire.install(self.request.get("forbidden", ()), filename)
         sys.stdout = sys.stderr = self.output
         started = time.perf_counter()

@@ -1,15 +1,17 @@
 """A pre-warmed fork server for workers: pay ``import torch`` once.
 
-The zygote is forked from the grader *before the grader loads anything secret*
-(reference, hidden tests, expected values): a forked child can read all of its
-parent's memory, so the zygote holds only torch, numpy and the worker runtime.
-For every test the grader asks it for a fresh worker; the zygote forks, hands the
-child one end of a socket pair the grader created, and reports the child's pid
-and, later, its exit status.
+The zygote is a fresh interpreter (see :mod:`.interpreter`), never a fork of
+the grader: the grader's memory holds secrets (its environment, the reference,
+expected answers, other submissions) and a forked child could read all of it.
+It imports torch, numpy and the worker runtime, and then, for every test the
+grader asks it for a fresh worker: it forks, hands the child one end of a
+socket pair the grader created, and reports the child's pid and, later, its
+exit code.
 
-Where fork after ``import torch`` is unsafe (macOS) or unavailable,
-:class:`SpawnLauncher` starts each worker as a fresh interpreter instead: slower
-(it imports torch every time) but with the same interface.
+Where fork after ``import torch`` is unsafe (macOS) or unavailable (Windows),
+:class:`.spawn_launcher.SpawnLauncher` starts each worker as a fresh
+interpreter instead: slower (it imports torch every time) but with the same
+interface (:class:`.launcher.Launcher`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import subprocess
 import sys
 import time
 
-from . import wire
+from . import interpreter, wire
+from .launcher import Launcher
 
 # Imported once in the zygote so that workers do not pay for them. Any other
 # installed package still imports in a worker (read-only, see
@@ -87,6 +90,23 @@ def _warm_up() -> None:
 
     gc.collect()
     gc.freeze()
+
+
+def main(argv: list[str]) -> None:
+    """The zygote interpreter's entry (see :class:`Zygote`): ``argv`` is its
+    control socket's descriptor, whether to use huge pages, the grader's pid."""
+    from .isolation import die_with_parent
+
+    try:
+        control = socket.socket(fileno=int(argv[0]))
+        die_with_parent()  # with the grader; unless it is already gone
+        if os.getppid() == int(argv[2]):
+            _serve(control, huge_pages=argv[1] == "1")
+    except BaseException:
+        import traceback
+        traceback.print_exc()
+    finally:
+        os._exit(1)
 
 
 def _serve(control: socket.socket, huge_pages: bool = True, warm: bool = False) -> None:
@@ -250,48 +270,26 @@ def _fork_spare(control: socket.socket) -> tuple[int, socket.socket]:
     return pid, zygote_end
 
 
-class _Launcher:
-    """What every launcher offers; ``with launcher:`` closes it at the end."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
-    def open_session(self, request: dict, call_timeout: float, import_timeout: float):
-        """A worker for ``request``, ready to answer (see :class:`.session.WorkerSession`)."""
-        from .session import WorkerSession
-
-        return WorkerSession(self, request, call_timeout, import_timeout)
-
-
-class Zygote(_Launcher):
+class Zygote(Launcher):
     """The grader's handle on its zygote. ``huge_pages``: worth it for a batch,
     not for a student's check of a few tests."""
 
     def __init__(self, huge_pages: bool = True) -> None:
         grader_end, zygote_end = socket.socketpair()
-        pid = os.fork()
-        if pid == 0:
-            grader_end.close()
-            try:
-                from .isolation import die_with_parent
-
-                die_with_parent()  # with the grader
-                _serve(zygote_end, huge_pages)
-            except BaseException:
-                import traceback
-                traceback.print_exc()
-            finally:
-                os._exit(1)
-        zygote_end.close()
-        self.pid, self.control, self._owns_process = pid, grader_end, True
+        try:
+            self._process = subprocess.Popen(
+                interpreter.command("autograder.sandbox.zygote:main", str(zygote_end.fileno()),
+                                    "1" if huge_pages else "0", str(os.getpid())),
+                pass_fds=[zygote_end.fileno()], env=interpreter.environment(),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        finally:
+            zygote_end.close()
+        self.pid, self.control = self._process.pid, grader_end
 
     @classmethod
-    def _attach(cls, pid: int, control: socket.socket, owns_process: bool) -> "Zygote":
+    def _attach(cls, pid: int, control: socket.socket) -> "Zygote":
         zygote = cls.__new__(cls)
-        zygote.pid, zygote.control, zygote._owns_process = pid, control, owns_process
+        zygote.pid, zygote.control, zygote._process = pid, control, None
         return zygote
 
     def clone(self) -> "Zygote":
@@ -305,7 +303,7 @@ class Zygote(_Launcher):
             pid = wire.recv(self.control.fileno())["pid"]
         finally:
             theirs.close()
-        return Zygote._attach(pid, mine, owns_process=False)
+        return Zygote._attach(pid, mine)
 
     def spawn(self, request: dict) -> tuple[int, int]:
         """Start a worker for ``request``; returns (pid, grader's socket fd)."""
@@ -330,13 +328,23 @@ class Zygote(_Launcher):
             wire.send(self.control.fileno(), {"op": "preload", "modules": wanted})
             wire.recv(self.control.fileno())
 
-    def reap(self, pid: int) -> int:
-        """Wait for a worker to end and return its wait status."""
+    def reap(self, pid: int) -> int | None:
+        """Wait for a worker to end and return its exit code."""
         wire.send(self.control.fileno(), {"op": "reap", "pid": pid})
-        return wire.recv(self.control.fileno())["status"]
+        status = wire.recv(self.control.fileno())["status"]
+        try:
+            return os.waitstatus_to_exitcode(status)
+        except ValueError:
+            return None
 
     def forget(self, pid: int) -> None:
-        """A worker the grader killed: reap it in the background."""
+        """Kill a worker now; the zygote reaps it in the background. (The
+        grader may signal it: workers run as users of their own, the grader
+        as root or as the same user.)"""
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         wire.send(self.control.fileno(), {"op": "forget", "pid": pid})
 
     def close(self) -> None:
@@ -348,72 +356,19 @@ class Zygote(_Launcher):
         except OSError:
             pass
         self.control.close()
-        if self._owns_process:  # a clone is its parent zygote's child, reaped there
-            try:
-                os.waitpid(self.pid, 0)
-            except ChildProcessError:
-                pass
-
-
-class SpawnLauncher(_Launcher):
-    """Workers as fresh interpreters, for platforms where fork is unsafe."""
-
-    def __init__(self) -> None:
-        self.processes: dict[int, subprocess.Popen] = {}
-
-    def spawn(self, request: dict) -> tuple[int, int]:
-        mine, theirs = socket.socketpair()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "autograder.sandbox.spawned", str(theirs.fileno())],
-            pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        theirs.close()
-        wire.send(mine.fileno(), request)
-        self.processes[proc.pid] = proc
-        return proc.pid, mine.detach()
-
-    def forget(self, pid: int) -> None:
-        self.reap(pid)
-
-    def reap(self, pid: int) -> int:
-        proc = self.processes.pop(pid)
-        try:
-            code = proc.wait(timeout=1.0)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            code = proc.wait()
-        # Same encoding as os.waitpid's status, so callers decode one format.
-        return (-code) & 0x7F if code < 0 else (code & 0xFF) << 8
-
-    def close(self) -> None:
-        for proc in self.processes.values():
-            proc.kill()
-            proc.wait()
-        self.processes.clear()
-
-
-class NoWorkers(_Launcher):
-    """For submissions that cannot run (unreadable): starting a worker is a bug."""
-
-    def spawn(self, request: dict):
-        raise RuntimeError("no student code runs for an unreadable submission")
-
-    def close(self) -> None:
-        pass
+        if self._process is not None:  # a clone is its parent zygote's child, reaped there
+            self._process.wait()
 
 
 _shared = None  # (owner pid, launcher): this process's one sandbox
 
 
 def shared_launcher(many_workers: bool = True):
-    """This process's sandbox, started on first use and kept for every batch.
-
-    Call it before reading anything secret (the reference, hidden tests,
-    expected values, submissions): the zygote is forked then, and every
-    worker inherits its memory as it was at that moment. A second batch in
-    the same process reuses it, so the first batch's cached answers never
-    reach a worker. A forked child must not call it (its memory is not clean):
-    it is handed a :meth:`Zygote.clone` instead."""
+    """This process's sandbox, started on first use and kept for every batch
+    (``import torch`` is paid once per process). The zygote is a fresh
+    interpreter, so it holds nothing the grader read before or after. A forked
+    grader process (``--jobs N``) is handed a :meth:`Zygote.clone` instead of
+    starting one of its own: a clone is forked from the zygote, warm."""
     global _shared
     if _shared is not None:
         owner, launcher = _shared
@@ -440,4 +395,8 @@ def start_launcher(method: str | None = None, many_workers: bool = True):
     ``many_workers``: a batch rather than a handful of tests."""
     method = method or os.environ.get("AUTOGRADER_WORKER_START") or (
         "fork" if sys.platform.startswith("linux") else "spawn")
-    return Zygote(huge_pages=many_workers) if method == "fork" else SpawnLauncher()
+    if method == "fork":
+        return Zygote(huge_pages=many_workers)
+    from .spawn_launcher import SpawnLauncher
+
+    return SpawnLauncher()

@@ -1,0 +1,52 @@
+"""Fresh Python interpreters for the sandbox, holding nothing of the grader.
+
+The zygote (and, where there is no zygote, each worker) is a new interpreter,
+not a fork of the grader. A fork would copy the grader's whole memory, and
+some of it is secret: the grader's environment (a CI token, a cloud
+credential) stays readable in a process's stack even after ``os.environ`` is
+emptied, and whatever the grader had read before the fork (the reference,
+expected answers, another submission) stays on its heap. A new interpreter
+starts from the executable with only the variables below and only the
+descriptors it is handed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+# What a sandbox interpreter gets of the grader's environment: locale, time
+# zone, search paths, and the sandbox's own switches. Windows needs SYSTEMROOT
+# for sockets and random numbers.
+KEPT = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM", "LD_LIBRARY_PATH", "SYSTEMROOT",
+        "TEMP", "TMP", "TMPDIR")
+KEPT_PREFIXES = ("LC_", "AUTOGRADER_")
+
+# The package's own folder's parent: the interpreter imports this very copy of
+# ``autograder`` (installed, editable, or a checkout on PYTHONPATH).
+_HOME = str(Path(__file__).resolve().parents[2])
+
+
+def environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items()
+            if k in KEPT or k.startswith(KEPT_PREFIXES)}
+
+
+def command(entry: str, *args: str) -> list[str]:
+    """Run ``entry`` (``"module:function"``, called with ``args``) in an
+    isolated interpreter: no PYTHON* variables, no user site-packages, and not
+    the current folder on ``sys.path`` (it may be a course folder)."""
+    module, function = entry.split(":")
+    # The package's folder is on sys.path only while ``autograder`` is imported
+    # (its submodules are found through the package from then on): a checkout's
+    # root also holds the course, which student code must not import.
+    boot = (f"import sys\n"
+            f"home = {_HOME!r}\n"
+            f"added = home not in sys.path\n"
+            f"if added:\n    sys.path.insert(0, home)\n"
+            f"import autograder\n"
+            f"if added:\n    sys.path.remove(home)\n"
+            f"import {module} as m\n"
+            f"m.{function}(sys.argv[1:])\n")
+    return [sys.executable, "-I", "-c", boot, *args]
