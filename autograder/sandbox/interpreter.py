@@ -29,14 +29,18 @@ _HOME = str(Path(__file__).resolve().parents[2])
 
 
 def environment() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items()
-            if k in KEPT or k.startswith(KEPT_PREFIXES)}
+    kept = {k: v for k, v in os.environ.items() if k in KEPT or k.startswith(KEPT_PREFIXES)}
+    # One string hash for every worker of every run: code that iterates over a
+    # set of names prints and computes the same each time it is graded.
+    kept["PYTHONHASHSEED"] = "0"
+    return kept
 
 
 def command(entry: str, *args: str) -> list[str]:
     """Run ``entry`` (``"module:function"``, called with ``args``) in an
-    isolated interpreter: no PYTHON* variables, no user site-packages, and not
-    the current folder on ``sys.path`` (it may be a course folder)."""
+    interpreter without user site-packages (``-s``) and without the current
+    folder on ``sys.path`` (``-P``: it may be a course folder); with
+    :func:`environment`, no PYTHON* variable but the hash seed reaches it."""
     module, function = entry.split(":")
     # The package's folder is on sys.path only while ``autograder`` is imported
     # (its submodules are found through the package from then on): a checkout's
@@ -49,4 +53,4 @@ def command(entry: str, *args: str) -> list[str]:
             f"if added:\n    sys.path.remove(home)\n"
             f"import {module} as m\n"
             f"m.{function}(sys.argv[1:])\n")
-    return [sys.executable, "-I", "-c", boot, *args]
+    return [sys.executable, "-s", "-P", "-c", boot, *args]
