@@ -27,7 +27,7 @@ def check(assignment_id: str, path: str | None, console: Console, verbose: bool 
           launcher=None) -> int:
     """``launcher``: one the caller started early (see ``cli._check``), else one
     is started (and stopped) here."""
-    # Before anything secret is read; public tests only: a handful of workers.
+    # Public tests only: a handful of workers, no huge pages.
     launcher = launcher or shared_launcher(many_workers=False)
     assignment = assignments.load(assignment_id)
     target = Path(path) if path else Path.cwd() / assignment.module

@@ -41,9 +41,9 @@ def grade(assignment_id: str, paths: list[str], out: Path, jobs: int = 1, resume
     elsewhere instead of in local processes. ``launcher``: a sandbox the caller
     started early, used when grading in this process (the caller closes it)."""
     if executor is None and launcher is None:
-        # Before anything secret is read (the assignment's points and hidden
-        # test names, submissions, the reference): every worker is forked from
-        # it. Kept for the next batch of this process (see shared_launcher).
+        # First, so that its interpreter imports torch while this one loads the
+        # batch. It is a fresh interpreter: nothing read here reaches a worker.
+        # Kept for the next batch of this process (see shared_launcher).
         launcher = shared_launcher()
     assignment = assignments.load(assignment_id)
     # Read (never raising for hostile content) with unique ids that are safe folder

@@ -3,9 +3,9 @@
 The client sends chunks of submissions (their source text, not paths) to the
 cluster; each task runs ``python -m autograder grade`` in a fresh process on
 its worker and returns the finished records, which the client writes as usual.
-A fresh process per task keeps the engine's guarantee that the zygote is
-forked before anything secret is loaded (a long-lived dask worker may hold the
-previous task's reference) and costs one ``import torch`` per chunk.
+A fresh process per task keeps tasks apart (a long-lived dask worker would
+otherwise carry one task's caches and state into the next) and costs one
+``import torch`` per chunk.
 
 Workers need this package and the course kit: by default the client's course
 path is used (a shared file system, or the same path on every machine);

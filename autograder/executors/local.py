@@ -25,7 +25,7 @@ CHUNK = 8
 
 class LocalExecutor:
     """``jobs`` grader processes on this machine, with workers from ``launcher``
-    (this process's zygote, started before anything secret was read)."""
+    (this process's zygote, see :func:`..sandbox.zygote.shared_launcher`)."""
 
     def __init__(self, launcher, jobs: int = 1, progress=lambda sid: None):
         self.launcher, self.jobs, self.progress = launcher, max(1, jobs), progress
@@ -44,7 +44,7 @@ class LocalExecutor:
 
 def grade_in_process(assignment, subs, on_result, include_hidden, threads, launcher) -> list[str]:
     """Grade ``subs`` in this process, chunk by chunk, with workers from
-    ``launcher`` (started before anything secret was read)."""
+    ``launcher``."""
     if threads:
         import torch
         torch.set_num_threads(threads)
