@@ -96,7 +96,7 @@ def expected_gradients(oracle, args: Sequence, kwargs: dict | None = None, *,
     zeros, as from the worker."""
     args, kwargs = list(args), dict(kwargs or {})
     leaves = grad_paths.make_leaves(args, kwargs, wrt)
-    with torch.enable_grad():
+    with torch.set_grad_enabled(True):  # also under a caller's no_grad
         found = grad_paths.pairs(oracle(*args, **kwargs), grad_outputs)
         grads = torch.autograd.grad([o for _, o, _ in found], leaves,
                                     [g for _, _, g in found], allow_unused=True)
