@@ -47,6 +47,12 @@ def cell_list(x, state, W):
 def flat(x, state, W):
     return cell(x, state, W)[0]
 
+def forge(x, state, W):
+    """Student code rewriting the worker's answer about gradients."""
+    import autograder.sandbox.worker as worker
+    worker.Worker._backward = lambda self, *args: {"detached": [[7, 7]]}
+    return cell(x, state, W)
+
 def cell_named(x, state, W):
     State = __import__("collections").namedtuple("State", "h c")
     h_new, (h, c) = cell(x, state, W)
@@ -172,6 +178,19 @@ def test_expected_gradients_keep_the_callers_containers():
 
 
 # -- a hostile worker's report --------------------------------------------------
+
+def test_a_report_forged_by_student_code_is_refused():
+    """In a real worker, student code can replace the worker's backward pass:
+    what it sends is checked against the gradients the grader gave."""
+    state = SubmissionState(Submission("s", ROOT / "toy_softmax.py", SOURCE))
+    view = Student(ASSIGNMENT, state, shared_launcher())
+    try:
+        args, grad_outputs = inputs()
+        with pytest.raises(GradingFailure, match="answer about gradients is malformed"):
+            view.forge.with_grad(args, grad_outputs=grad_outputs, wrt=WRT)
+    finally:
+        view.close()
+
 
 class _Scripted:
     """A session whose every answer is the one given: a worker under the
