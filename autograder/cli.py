@@ -30,8 +30,13 @@ def run() -> None:
     without the interpreter's teardown. Finalising a process that imported torch
     takes 1-2 s here (a garbage collection over torch's heap, library
     finalizers), as long as a student's whole check; by now every report is
-    written and closed, and the workers are gone."""
-    code = main()
+    written and closed, and the workers are gone. Ctrl-C is one line and exit
+    130, as for any command; the sandbox dies with this process."""
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        print("\nautograder: interrupted", file=sys.stderr)
+        code = 130
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(int(code or 0))

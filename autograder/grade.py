@@ -67,12 +67,18 @@ def grade(assignment_id: str, paths: list[str], out: Path, jobs: int = 1, resume
     if todo:
         executor = executor or LocalExecutor(launcher, jobs, progress)
         outcome.errors += executor.grade(assignment, todo, on_result, include_hidden)
+    missing = []
     for sub in subs:
         record = read_record(out, sub.id)
         if record is None:
-            outcome.errors.append(f"{sub.id}: no result was written")
+            missing.append(sub.id)
         else:
             outcome.results.append(record)
+    if missing:  # one line, however many: the cause is in the errors above
+        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more"
+                                           if len(missing) > 10 else "")
+        outcome.errors.append(f"no result was written for {len(missing)} of {len(subs)} "
+                              f"submissions: {shown}")
     writer.write_batch(out, assignment, outcome.results, junit)
     return outcome
 

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,8 @@ import torch
 
 from autograder.sandbox import wire
 from autograder.sandbox.session import _describe_exit
-from autograder.sandbox.spawn_launcher import TOKEN_BYTES, SpawnLauncher
+from autograder.sandbox.launcher import SandboxFault
+from autograder.sandbox.spawn_launcher import PENDING, TOKEN_BYTES, TOKEN_SECONDS, SpawnLauncher
 from conftest import ROOT
 
 MHA = "multihead_attention"
@@ -68,6 +70,37 @@ def test_spawned_worker_connection_needs_the_token():
             impostor.close()
         accepted.close()
         worker.close()
+
+
+def test_a_silent_connection_holds_up_no_worker():
+    """Any local process can connect to the port and say nothing (it can read
+    the port in /proc/net/tcp): the worker that connects after it is still
+    accepted at once, and the silent one is dropped after TOKEN_SECONDS."""
+    token = os.urandom(TOKEN_BYTES)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        silent = [socket.create_connection(("127.0.0.1", port)) for _ in range(PENDING + 4)]
+        worker = socket.create_connection(("127.0.0.1", port))
+        worker.sendall(token)
+        started = time.monotonic()
+        accepted = SpawnLauncher._accept(listener, token, _Running())
+        waited = time.monotonic() - started
+        worker.sendall(b"ok")
+        assert accepted.recv(2) == b"ok"
+        assert waited < TOKEN_SECONDS, waited  # not a score: a bound on a stall
+        accepted.close()
+        worker.close()
+        for sock in silent:
+            sock.close()
+
+
+def test_a_worker_that_never_connects_is_a_sandbox_fault():
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        class Exited:
+            def poll(self):
+                return 1
+        with pytest.raises(SandboxFault, match="did not connect"):
+            SpawnLauncher._accept(listener, os.urandom(TOKEN_BYTES), Exited())
 
 
 @pytest.mark.parametrize("code, words", [

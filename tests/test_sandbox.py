@@ -1,10 +1,16 @@
 """The worker sandbox on its own: layers, limits, and the spawn fallback."""
 
 import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
 
+from autograder.sandbox.launcher import SandboxFault
 from autograder.sandbox.session import StudentCodeError, WorkerSession
 from autograder.sandbox.spawn_launcher import SpawnLauncher
 from autograder.sandbox.zygote import Zygote
@@ -154,3 +160,113 @@ def test_string_hashes_are_the_same_in_every_worker_of_every_zygote(zygote):
             if launcher is not zygote:
                 launcher.close()
     assert seen[0] == seen[1]
+
+
+# -- the sandbox failing is the grader's fault, never a student's zero --------
+
+def test_a_stopped_zygote_is_a_sandbox_fault():
+    launcher = Zygote(huge_pages=False)
+    launcher._process.kill()
+    launcher._process.wait()
+    try:
+        with pytest.raises(SandboxFault, match="stopped answering"):
+            WorkerSession(launcher, REQUEST, call_timeout=5, import_timeout=5)
+    finally:
+        launcher.close()
+
+
+def test_a_batch_whose_sandbox_stops_is_a_grader_error_not_zeros(tmp_path):
+    """Killed for memory, say: no submission is given a score at all."""
+    from autograder.grade import grade
+    from conftest import ROOT
+
+    subs = []
+    for name in ("alice", "bob"):
+        path = tmp_path / name / "multihead_attention.py"
+        path.parent.mkdir()
+        path.write_text((ROOT / "reference" / "multihead_attention.py").read_text())
+        subs.append(str(path))
+    launcher = Zygote(huge_pages=False)
+    launcher._process.kill()
+    launcher._process.wait()
+    try:
+        outcome = grade("multihead_attention", subs, tmp_path / "out", include_hidden=False,
+                        launcher=launcher)
+    finally:
+        launcher.close()
+    assert outcome.results == []
+    assert any("The sandbox failed, not your code" in e for e in outcome.errors), outcome.errors
+    assert any("no result was written for 2 of 2" in e for e in outcome.errors), outcome.errors
+
+
+# -- what a sandbox interpreter gets of the grader ----------------------------
+
+def test_only_named_variables_reach_the_sandbox(monkeypatch):
+    from autograder.sandbox import interpreter
+
+    monkeypatch.setenv("AUTOGRADER_DISABLE_LAYERS", "")
+    monkeypatch.setenv("AUTOGRADER_DEPLOY_TOKEN", "secret")
+    monkeypatch.setenv("GITHUB_TOKEN", "secret")
+    monkeypatch.setenv("LC_ALL", "C.UTF-8")
+    env = interpreter.environment()
+    assert "AUTOGRADER_DEPLOY_TOKEN" not in env and "GITHUB_TOKEN" not in env
+    assert "AUTOGRADER_DISABLE_LAYERS" in env and env["LC_ALL"] == "C.UTF-8"
+    assert "secret" not in " ".join(interpreter.command("autograder.sandbox.zygote:main"))
+
+
+PATH_ONLY = """
+import sys
+from autograder.sandbox.zygote import Zygote
+from autograder.sandbox.session import WorkerSession
+request = {"module": "m", "filename": "m.py", "limits": {"cpu_seconds": 5}, "forbidden": [],
+           "source": "import probe_on_grader_path\\ndef f():\\n    return probe_on_grader_path.VALUE\\n"}
+with Zygote(huge_pages=False) as zygote:
+    session = WorkerSession(zygote, request, call_timeout=10, import_timeout=60)
+    print("VALUE", session.request("call", name="f")["result"])
+    session.close()
+"""
+
+
+def test_workers_import_what_the_grader_imports_from_its_path(tmp_path):
+    """A package the grader finds only through PYTHONPATH or a user install
+    (a student's `pip install --user torch`) is found by the zygote too."""
+    import shutil
+    import tempfile
+
+    # Like ~/.local/lib/python3.X/site-packages: an installed location (readable
+    # in the view), outside /tmp (each worker has a private one).
+    home = Path(tempfile.mkdtemp(prefix=".autograder-test-", dir=Path.home()))
+    try:
+        site = home / "site-packages"
+        site.mkdir()
+        (site / "probe_on_grader_path.py").write_text("VALUE = 42\n")
+        home.chmod(0o755)
+        env = dict(os.environ, PYTHONPATH=str(site))
+        done = subprocess.run([sys.executable, "-c", PATH_ONLY], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+    finally:
+        shutil.rmtree(home)
+    assert "VALUE 42" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
+
+
+def test_ctrl_c_early_in_check_is_one_line_and_exit_130(tmp_path):
+    """A terminal sends SIGINT to the whole foreground group, here while the
+    grader and the zygote import torch: no crash, no traceback, nothing left."""
+    from conftest import ROOT
+
+    for delay in (0.6, 1.2):
+        proc = subprocess.Popen([sys.executable, "-m", "autograder", "check",
+                                 "multihead_attention",
+                                 str(ROOT / "reference" / "multihead_attention.py")],
+                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
+        time.sleep(delay)
+        try:
+            os.killpg(proc.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+        out, err = proc.communicate(timeout=120)
+        if proc.returncode == 0:
+            continue  # finished before the signal: nothing to see
+        assert proc.returncode in (130, 1), (proc.returncode, err[-2000:])
+        assert "Traceback" not in err and "Segmentation" not in err, err[-2000:]

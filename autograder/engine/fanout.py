@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable
 
+from ..sandbox.launcher import SandboxFault
 from .student import Student, SubmissionState
 
 
@@ -88,8 +89,9 @@ class FanOut:
                 try:
                     body(*args, **call_kwargs)
                 except Exception as exc:  # a wrong answer; KeyboardInterrupt stays the grader's
-                    if isinstance(exc, ReplayExhausted) or _is_hypothesis_control(exc):
-                        raise
+                    if isinstance(exc, (ReplayExhausted, SandboxFault)) \
+                            or _is_hypothesis_control(exc):
+                        raise  # the sandbox failing is the grader's fault, not this answer
                     self.failures[sid] = exc
         return run_for_each_submission
 

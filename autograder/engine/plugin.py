@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, Verbosity, settings
 
 from ..assignment import Assignment
+from ..sandbox.launcher import SandboxFault
 from ..sandbox.session import ImportFailed, StudentCodeError
 from ..submission import Submission, imported_packages
 from ..testing.compare import GradingFailure
@@ -354,6 +355,8 @@ def _failure_text(exc: BaseException) -> str:
         exc = exc.exceptions[0]
     if isinstance(exc, (GradingFailure, StudentCodeError)):
         return str(exc)
+    if isinstance(exc, SandboxFault):
+        return f"The sandbox failed, not your code: {exc}."
     if isinstance(exc, AssertionError):
         return str(exc) or "A check of this test failed."
     return (f"Your result could not be checked: the grader met {type(exc).__name__}: "

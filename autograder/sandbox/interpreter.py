@@ -17,11 +17,13 @@ import sys
 from pathlib import Path
 
 # What a sandbox interpreter gets of the grader's environment: locale, time
-# zone, search paths, and the sandbox's own switches. Windows needs SYSTEMROOT
-# for sockets and random numbers.
+# zone, search paths, and the sandbox's own two switches (named: another
+# AUTOGRADER_ variable could hold anything). Windows needs SYSTEMROOT for
+# sockets and random numbers. Whatever is kept is readable by student code
+# (a process's starting environment stays in its memory).
 KEPT = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM", "LD_LIBRARY_PATH", "SYSTEMROOT",
-        "TEMP", "TMP", "TMPDIR")
-KEPT_PREFIXES = ("LC_", "AUTOGRADER_")
+        "TEMP", "TMP", "TMPDIR", "AUTOGRADER_DISABLE_LAYERS", "AUTOGRADER_WORKER_UID_BASE")
+KEPT_PREFIXES = ("LC_",)
 
 # The package's own folder's parent: the interpreter imports this very copy of
 # ``autograder`` (installed, editable, or a checkout on PYTHONPATH).
@@ -42,10 +44,16 @@ def command(entry: str, *args: str) -> list[str]:
     folder on ``sys.path`` (``-P``: it may be a course folder); with
     :func:`environment`, no PYTHON* variable but the hash seed reaches it."""
     module, function = entry.split(":")
-    # The package's folder is on sys.path only while ``autograder`` is imported
-    # (its submodules are found through the package from then on): a checkout's
-    # root also holds the course, which student code must not import.
+    # The grader's own search path, so that the interpreter imports what the
+    # grader imports (torch from a user install, PYTHONPATH, a virtualenv),
+    # but never the current folder: it may be a course folder. The package's
+    # folder is on it only while ``autograder`` is imported (its submodules are
+    # found through the package from then on): a checkout's root also holds
+    # the course.
+    here = os.path.realpath(os.getcwd())
+    path = [p for p in sys.path if p and os.path.realpath(p) != here]
     boot = (f"import sys\n"
+            f"sys.path[:] = {path!r}\n"
             f"home = {_HOME!r}\n"
             f"added = home not in sys.path\n"
             f"if added:\n    sys.path.insert(0, home)\n"

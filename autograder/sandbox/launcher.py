@@ -4,6 +4,7 @@ A launcher starts one worker per test and hands the grader a socket to it:
 
 * ``spawn(request) -> (pid, fd)``: a worker for ``request``, which the
   launcher has already sent to it; ``fd`` is the grader's end of the socket;
+  :class:`SandboxFault` when no worker can be started;
 * ``reap(pid) -> int | None``: wait a moment for the worker to end (kill it
   after that) and return its exit code as ``subprocess`` reports one (a
   negative number: killed by that signal; None: unknown);
@@ -16,6 +17,12 @@ A launcher starts one worker per test and hands the grader a socket to it:
 """
 
 from __future__ import annotations
+
+
+class SandboxFault(Exception):
+    """The sandbox itself failed: a worker could not be started, the zygote
+    stopped. A grader fault, never a student's result: the batch stops with a
+    grader error instead of giving everyone zero."""
 
 
 class Launcher:

@@ -18,16 +18,19 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+import selectors
 import socket
 import subprocess
 import sys
 import time
 
 from . import interpreter, wire
-from .launcher import Launcher
+from .launcher import Launcher, SandboxFault
 
 TOKEN_BYTES = 32
 CONNECT_SECONDS = 60.0  # a new interpreter's start-up before it connects (not torch: after)
+TOKEN_SECONDS = 2.0     # from a connection to its token: the worker sends it at once
+PENDING = 16            # connections waiting for their token at once
 
 
 class SpawnLauncher(Launcher):
@@ -38,10 +41,13 @@ class SpawnLauncher(Launcher):
         token = secrets.token_bytes(TOKEN_BYTES)
         with socket.create_server(("127.0.0.1", 0)) as listener:
             port = listener.getsockname()[1]
-            proc = subprocess.Popen(
-                interpreter.command("autograder.sandbox.spawn_launcher:worker_main"),
-                env=interpreter.environment(), stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                proc = subprocess.Popen(
+                    interpreter.command("autograder.sandbox.spawn_launcher:worker_main"),
+                    env=interpreter.environment(), stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            except OSError as exc:
+                raise SandboxFault(f"a worker interpreter could not be started: {exc}") from None
             self.processes[proc.pid] = proc
             try:
                 proc.stdin.write(port.to_bytes(2, "big") + token)
@@ -57,33 +63,63 @@ class SpawnLauncher(Launcher):
         return proc.pid, sock.detach()
 
     @staticmethod
-    def _accept(listener: socket.socket, token: bytes, proc: subprocess.Popen) -> socket.socket:
-        """The connection that sends ``token`` first."""
+    def _accept(listener: socket.socket, token: bytes, proc) -> socket.socket:
+        """The connection that sends ``token`` first. Every connection is read
+        as its bytes arrive, so one that connects and says nothing (any local
+        process can) holds up no other; at most :data:`PENDING` wait at once,
+        each for :data:`TOKEN_SECONDS`."""
         deadline = time.monotonic() + CONNECT_SECONDS
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                break
-            listener.settimeout(0.2)
+        pending: dict[socket.socket, tuple[float, bytes]] = {}
+        listener.setblocking(False)
+        with selectors.DefaultSelector() as selector:
+            selector.register(listener, selectors.EVENT_READ)
             try:
-                sock, _ = listener.accept()
-            except (socket.timeout, BlockingIOError):
-                continue
-            sock.settimeout(max(deadline - time.monotonic(), 0.01))
-            try:
-                got = b""
-                while len(got) < TOKEN_BYTES:
-                    chunk = sock.recv(TOKEN_BYTES - len(got))
-                    if not chunk:
-                        break
-                    got += chunk
-            except OSError:
-                got = b""
-            if hmac.compare_digest(got, token):
-                sock.settimeout(None)
-                return sock
-            sock.close()
-        raise RuntimeError("a worker interpreter did not start "
-                           f"(exit code {proc.poll()}); is torch installed for {sys.executable}?")
+                while time.monotonic() < deadline and proc.poll() is None:
+                    for key, _ in selector.select(timeout=0.2):
+                        if key.fileobj is listener:
+                            try:
+                                sock, _ = listener.accept()
+                            except (BlockingIOError, InterruptedError):
+                                continue
+                            if len(pending) >= PENDING:  # make room: drop the oldest
+                                oldest = min(pending, key=lambda s: pending[s][0])
+                                selector.unregister(oldest)
+                                pending.pop(oldest)
+                                oldest.close()
+                            sock.setblocking(False)
+                            pending[sock] = (time.monotonic(), b"")
+                            selector.register(sock, selectors.EVENT_READ)
+                            continue
+                        sock = key.fileobj
+                        since, got = pending[sock]
+                        try:
+                            chunk = sock.recv(TOKEN_BYTES - len(got))
+                        except (BlockingIOError, InterruptedError):
+                            continue
+                        except OSError:
+                            chunk = b""
+                        got += chunk
+                        # No verdict before all of it: a prefix must not be told apart.
+                        if chunk and len(got) < TOKEN_BYTES:
+                            pending[sock] = (since, got)
+                            continue
+                        selector.unregister(sock)
+                        pending.pop(sock)
+                        if chunk and hmac.compare_digest(got, token):
+                            sock.setblocking(True)
+                            return sock
+                        sock.close()  # closed, or not the token
+                    now = time.monotonic()
+                    for sock in [s for s, (since, _) in pending.items()
+                                 if now - since > TOKEN_SECONDS]:
+                        selector.unregister(sock)
+                        pending.pop(sock)
+                        sock.close()
+            finally:
+                for sock in pending:
+                    sock.close()
+        raise SandboxFault(f"a worker interpreter did not connect (exit code {proc.poll()}); "
+                           f"can {sys.executable} import torch?")
 
     def reap(self, pid: int) -> int | None:
         proc = self.processes.pop(pid)

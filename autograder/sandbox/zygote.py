@@ -24,7 +24,7 @@ import sys
 import time
 
 from . import interpreter
-from .launcher import Launcher
+from .launcher import Launcher, SandboxFault
 
 # ``wire`` (which imports torch) is imported where it is used: the grader
 # starts its zygote before it imports torch itself, so that the two imports
@@ -101,6 +101,7 @@ def _warm_up() -> None:
 def main(argv: list[str]) -> None:
     """The zygote interpreter's entry (see :class:`Zygote`): ``argv`` is its
     control socket's descriptor, whether to use huge pages, the grader's pid."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the grader's to handle
     from .isolation import die_with_parent
 
     try:
@@ -124,7 +125,6 @@ def _serve(control: socket.socket, huge_pages: bool = True, warm: bool = False) 
     """
     from . import wire
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the grader's to handle
     from . import isolation
     from .hugepages import collapse_private_memory
 
@@ -291,7 +291,8 @@ class Zygote(Launcher):
                 interpreter.command("autograder.sandbox.zygote:main", str(zygote_end.fileno()),
                                     "1" if huge_pages else "0", str(os.getpid())),
                 pass_fds=[zygote_end.fileno()], env=interpreter.environment(),
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                start_new_session=True)  # a terminal's Ctrl-C is the grader's alone
         finally:
             zygote_end.close()
         self.pid, self.control = self._process.pid, grader_end
@@ -302,17 +303,40 @@ class Zygote(Launcher):
         zygote.pid, zygote.control, zygote._process = pid, control, None
         return zygote
 
+    def _ask(self, message: dict, handing: socket.socket | None = None,
+             answered: bool = True) -> dict:
+        """One exchange with the zygote over its control socket, handing it
+        ``handing`` (a socket for a new worker or clone) after the message. A
+        zygote that stopped (killed for memory, say) or answers nonsense is a
+        :class:`SandboxFault`: no worker can be started any more."""
+        from . import wire
+
+        try:
+            wire.send(self.control.fileno(), message)
+            if handing is not None:
+                socket.send_fds(self.control, [message["op"].encode()], [handing.fileno()])
+            answer = wire.recv(self.control.fileno()) if answered else {}
+        except (OSError, wire.WireError) as exc:
+            raise SandboxFault(f"the sandbox's zygote (pid {self.pid}) stopped answering "
+                               f"({type(exc).__name__}: {exc}); no worker can be started") \
+                from None
+        if type(answer) is not dict:
+            raise SandboxFault("the sandbox's zygote sent a malformed answer")
+        return answer
+
+    def _pid(self, answer: dict) -> int:
+        pid = answer.get("pid")
+        if type(pid) is not int or pid <= 0:
+            raise SandboxFault("the sandbox's zygote could not start a process")
+        return pid
+
     def clone(self) -> "Zygote":
         """Another zygote, forked by this one (not by the caller): for a grader
         process forked after the caller loaded a batch. Hand it to that
-        process; its workers inherit nothing the caller read since."""
-        from . import wire
-
+        process; it is as clean and warm as this one."""
         mine, theirs = socket.socketpair()
         try:
-            wire.send(self.control.fileno(), {"op": "clone"})
-            socket.send_fds(self.control, [b"clone"], [theirs.fileno()])
-            pid = wire.recv(self.control.fileno())["pid"]
+            pid = self._pid(self._ask({"op": "clone"}, handing=theirs))
         finally:
             theirs.close()
         return Zygote._attach(pid, mine)
@@ -323,9 +347,7 @@ class Zygote(Launcher):
 
         mine, theirs = socket.socketpair()
         try:
-            wire.send(self.control.fileno(), {"op": "spawn"})
-            socket.send_fds(self.control, [b"spawn"], [theirs.fileno()])
-            pid = wire.recv(self.control.fileno())["pid"]
+            pid = self._pid(self._ask({"op": "spawn"}, handing=theirs))
         finally:
             theirs.close()
         try:
@@ -337,46 +359,38 @@ class Zygote(Launcher):
     def preload(self, modules: list[str]) -> None:
         """Have the zygote import the demo modules (keys of DEMO_MODULES) that
         the batch's submissions import, so workers inherit them."""
-        from . import wire
-
         wanted = sorted(set(modules) & set(DEMO_MODULES))
         if wanted:
-            wire.send(self.control.fileno(), {"op": "preload", "modules": wanted})
-            wire.recv(self.control.fileno())
+            self._ask({"op": "preload", "modules": wanted})
 
     def reap(self, pid: int) -> int | None:
         """Wait for a worker to end and return its exit code."""
-        from . import wire
-
-        wire.send(self.control.fileno(), {"op": "reap", "pid": pid})
-        status = wire.recv(self.control.fileno())["status"]
+        status = self._ask({"op": "reap", "pid": pid}).get("status")
         try:
             return os.waitstatus_to_exitcode(status)
-        except ValueError:
+        except (TypeError, ValueError):
             return None
 
     def forget(self, pid: int) -> None:
         """Kill a worker now; the zygote reaps it in the background. (The
         grader may signal it: workers run as users of their own, the grader
-        as root or as the same user.)"""
-        from . import wire
-
+        as root or as the same user.) A zygote that stopped is reported by the
+        next spawn, not here: this runs as a test ends."""
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        wire.send(self.control.fileno(), {"op": "forget", "pid": pid})
+        try:
+            self._ask({"op": "forget", "pid": pid}, answered=False)
+        except SandboxFault:
+            pass
 
     def close(self) -> None:
-        from . import wire
-
+        """Stop the zygote: it quits when its control socket closes. Imports
+        nothing (this may run at exit, after Ctrl-C interrupted an import)."""
         global _shared
         if _shared is not None and _shared[1] is self:
             _shared = None
-        try:
-            wire.send(self.control.fileno(), {"op": "quit"})
-        except OSError:
-            pass
         self.control.close()
         if self._process is not None:  # a clone is its parent zygote's child, reaped there
             self._process.wait()
