@@ -250,11 +250,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     console = Console(highlight=False)
     from .assignment import AssignmentError
+    from .sandbox.launcher import SandboxFault
     try:
         args = parser.parse_args(argv)
         return _COMMANDS[args.command](args, console)
     except Usage as exc:
         return _fail(str(exc))
+    except SandboxFault as exc:  # e.g. no worker for --jobs N could be started
+        _say(f"autograder {_verb(argv)}: grader error: {exc}")
+        return EXIT_GRADER_FAULT
     except AssignmentError as exc:
         return _fail(f"autograder {_verb(argv)}: error: {exc}")
 
