@@ -270,3 +270,23 @@ def test_ctrl_c_early_in_check_is_one_line_and_exit_130(tmp_path):
             continue  # finished before the signal: nothing to see
         assert proc.returncode in (130, 1), (proc.returncode, err[-2000:])
         assert "Traceback" not in err and "Segmentation" not in err, err[-2000:]
+
+
+def test_closing_a_zygote_does_not_wait_on_a_forked_copy_of_its_socket():
+    """A process forked from the grader (a --jobs grader, a library caller's
+    fork) holds a copy of the control socket: the zygote must quit anyway."""
+    launcher = Zygote(huge_pages=False)
+    session = WorkerSession(launcher, REQUEST, call_timeout=5, import_timeout=30)
+    session.close()
+    holder = os.fork()
+    if holder == 0:
+        time.sleep(60)
+        os._exit(0)
+    try:
+        started = time.monotonic()
+        launcher.close()
+        assert launcher._process.returncode is not None
+        assert time.monotonic() - started < 30  # a bound on a hang, not a score
+    finally:
+        os.kill(holder, signal.SIGKILL)
+        os.waitpid(holder, 0)

@@ -311,6 +311,8 @@ class Zygote(Launcher):
         :class:`SandboxFault`: no worker can be started any more."""
         from . import wire
 
+        global _QUIT
+        _QUIT = _QUIT or wire.frame({"op": "quit"})
         try:
             wire.send(self.control.fileno(), message)
             if handing is not None:
@@ -386,17 +388,31 @@ class Zygote(Launcher):
             pass
 
     def close(self) -> None:
-        """Stop the zygote: it quits when its control socket closes. Imports
-        nothing (this may run at exit, after Ctrl-C interrupted an import)."""
+        """Stop the zygote. Imports nothing (this may run at exit, after Ctrl-C
+        interrupted an import): the quit message was encoded by the first
+        exchange, and a zygote that never had one quits when its control
+        socket closes. Either way it is waited for a moment, then killed (a
+        forked copy of this process may still hold the socket open)."""
         global _shared
         if _shared is not None and _shared[1] is self:
             _shared = None
+        if _QUIT is not None:
+            try:
+                self.control.settimeout(1.0)
+                self.control.sendall(_QUIT)
+            except OSError:
+                pass
         self.control.close()
         if self._process is not None:  # a clone is its parent zygote's child, reaped there
-            self._process.wait()
+            try:
+                self._process.wait(timeout=5.0)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
 
 
 _shared = None  # (owner pid, launcher): this process's one sandbox
+_QUIT: bytes | None = None  # the "quit" frame, encoded at the first exchange
 
 
 def shared_launcher(many_workers: bool = True):
