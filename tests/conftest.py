@@ -81,6 +81,46 @@ def failed(result) -> set[str]:
     return {t.name.split("[")[0] for t in result.tests if not t.passed}
 
 
+def failures(result) -> dict[str, str]:
+    """{test key: the start of its feedback} of the tests a submission failed."""
+    return {t.key: t.feedback[:400] for t in result.tests if not t.passed}
+
+
+def patched(source: str, *pairs: tuple[str, str]) -> str:
+    """``source`` with each ``old`` (found exactly once) replaced by ``new``."""
+    for old, new in pairs:
+        assert source.count(old) == 1, old
+        source = source.replace(old, new)
+    return source
+
+
+def with_definitions(source: str, new: str) -> str:
+    """``source`` with the top-level functions and classes that ``new`` defines
+    replaced by its definitions (and ``new``'s other top-level code added)."""
+    import ast
+
+    kinds = (ast.FunctionDef, ast.ClassDef)
+    defined = {node.name for node in ast.parse(new).body if isinstance(node, kinds)}
+    lines = source.splitlines()
+    for node in sorted(ast.parse(source).body, key=lambda n: -n.lineno):
+        if isinstance(node, kinds) and node.name in defined:
+            del lines[node.lineno - 1:node.end_lineno]
+    return "\n".join(lines) + "\n\n" + new
+
+
+def grade_sources(tmp: Path, assignment: str, sources: dict[str, str], jobs: int = 2) -> dict:
+    """Grade {submission id: source} in one batch without a grader error;
+    returns {id: result}."""
+    subs = tmp / "subs"
+    subs.mkdir()
+    for sid, source in sources.items():
+        (subs / f"{sid}.py").write_text(source)
+    outcome, results = grade_batch(tmp, sorted(subs.iterdir()), jobs=jobs,
+                                   assignment=assignment)
+    assert not outcome.errors, outcome.errors
+    return results
+
+
 def grade_examples(tmp_path_factory, assignment_id: str, jobs: int = 2) -> dict:
     """The reference, the untouched template and the bundled examples of an
     assignment, graded in one batch; {submission id: result}."""

@@ -14,17 +14,14 @@ Graded in one batch:
 
 import pytest
 
-from conftest import ROOT, grade_batch
+from conftest import ROOT, failures, grade_sources
+from conftest import patched as patched_source
 
 REFERENCE = (ROOT / "reference" / "attention_scoring.py").read_text()
 
 
 def patched(*pairs: tuple[str, str]) -> str:
-    source = REFERENCE
-    for old, new in pairs:
-        assert source.count(old) == 1, old
-        source = source.replace(old, new)
-    return source
+    return patched_source(REFERENCE, *pairs)
 
 
 # -- mutants: one differentiable output detached -------------------------------
@@ -355,23 +352,15 @@ CORRECT = {"layer_objects": LAYERS, "module_layers": MODULE_LAYERS, "bmm": BMM,
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("attention_scoring_fairness")
-    subs = tmp / "subs"
-    subs.mkdir()
-    for name, (patch, _, _) in DETACHED.items():
-        (subs / f"{name}.py").write_text(patched(patch))
-    for name, source in {**FINITE, **CORRECT}.items():
-        (subs / f"{name}.py").write_text(source)
-    outcome, results = grade_batch(tmp, sorted(subs.iterdir()), jobs=2,
-                                   assignment="attention_scoring")
-    assert not outcome.errors
-    return results
+    return grade_sources(tmp, "attention_scoring",
+                         {**{name: patched(patch) for name, (patch, _, _) in DETACHED.items()},
+                          **FINITE, **CORRECT})
 
 
 @pytest.mark.parametrize("sid", sorted(CORRECT))
 def test_correct_code_written_the_other_way_scores_100(batch, sid):
     result = batch[sid]
-    failed = {t.key: t.feedback[:400] for t in result.tests if not t.passed}
-    assert result.score == result.max_score == 100, failed
+    assert result.score == result.max_score == 100, failures(result)
 
 
 @pytest.mark.parametrize("sid", sorted(DETACHED))

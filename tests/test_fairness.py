@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, grade_batch
+from conftest import ROOT, grade_sources
 
 REFERENCE = (ROOT / "reference" / "multihead_attention.py").read_text()
 
@@ -49,14 +49,8 @@ ALIASED = REFERENCE.replace(
 @pytest.fixture(scope="module")
 def styles_batch(tmp_path_factory):
     assert ALIASED != REFERENCE
-    tmp = tmp_path_factory.mktemp("styles")
-    subs = tmp / "subs"
-    subs.mkdir()
-    (subs / "habits.py").write_text(HABITS)
-    (subs / "aliased_modulelist.py").write_text(ALIASED)
-    outcome, results = grade_batch(tmp, sorted(subs.iterdir()))
-    assert not outcome.errors
-    return results
+    return grade_sources(tmp_path_factory.mktemp("styles"), "multihead_attention",
+                         {"habits": HABITS, "aliased_modulelist": ALIASED}, jobs=1)
 
 
 @pytest.mark.parametrize("sid", ["habits", "aliased_modulelist"])

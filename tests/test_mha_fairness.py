@@ -12,34 +12,17 @@
   float64 inside, masks built with torch.where) never loses a point.
 """
 
-import ast
-
 import pytest
 
-from conftest import ROOT, failed, grade_batch
+from conftest import ROOT, failed, failures, grade_sources, with_definitions
+from conftest import patched as patched_source
 
 REFERENCE = (ROOT / "reference" / "multihead_attention.py").read_text()
 ID = "multihead_attention"
 
 
 def patched(*pairs: tuple[str, str]) -> str:
-    text = REFERENCE
-    for old, new in pairs:
-        assert text.count(old) == 1, old
-        text = text.replace(old, new)
-    return text
-
-
-def with_definitions(source: str, new: str) -> str:
-    """``source`` with the top-level functions and classes that ``new`` defines
-    replaced by its definitions (and ``new``'s other top-level code added)."""
-    kinds = (ast.FunctionDef, ast.ClassDef)
-    defined = {node.name for node in ast.parse(new).body if isinstance(node, kinds)}
-    lines = source.splitlines()
-    for node in sorted(ast.parse(source).body, key=lambda n: -n.lineno):
-        if isinstance(node, kinds) and node.name in defined:
-            del lines[node.lineno - 1:node.end_lineno]
-    return "\n".join(lines) + "\n\n" + new
+    return patched_source(REFERENCE, *pairs)
 
 
 RETURN_SDPA = "    return weights @ v, weights\n"
@@ -284,29 +267,17 @@ STYLES = {"fused_qkv": FUSED_QKV, "einsum_everywhere": EINSUM, "float64_inside":
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("mha_fairness")
-    subs = tmp / "subs"
-    subs.mkdir()
-    (subs / "reference.py").write_text(REFERENCE)
-    for sid, (source, _) in MUTANTS.items():
-        (subs / f"{sid}.py").write_text(source)
-    for sid, (source, _, _) in MISTAKES.items():
-        (subs / f"{sid}.py").write_text(source)
-    for sid, source in STYLES.items():
-        assert source != REFERENCE
-        (subs / f"{sid}.py").write_text(source)
-    outcome, results = grade_batch(tmp, sorted(subs.iterdir()), jobs=2, assignment=ID)
-    assert not outcome.errors, outcome.errors
-    return results
-
-
-def _failures(result) -> dict:
-    return {t.key: t.feedback[:400] for t in result.tests if not t.passed}
+    assert REFERENCE not in STYLES.values()
+    return grade_sources(tmp, ID, {"reference": REFERENCE,
+                                   **{sid: source for sid, (source, _) in MUTANTS.items()},
+                                   **{sid: source for sid, (source, _, _) in MISTAKES.items()},
+                                   **STYLES})
 
 
 @pytest.mark.parametrize("sid", ["reference", *STYLES])
 def test_correct_styles_get_full_marks(batch, sid):
     result = batch[sid]
-    assert result.score == result.max_score == 100, _failures(result)
+    assert result.score == result.max_score == 100, failures(result)
 
 
 def _feedback(result, test: str) -> str:
@@ -319,7 +290,7 @@ def test_mutants_that_scored_100_lose_points(batch, sid):
     result = batch[sid]
     must_fail = MUTANTS[sid][1]
     assert result.score < 100
-    assert must_fail in failed(result), _failures(result)
+    assert must_fail in failed(result), failures(result)
 
 
 def test_detached_outputs_are_named(batch):
@@ -336,7 +307,7 @@ def test_real_mistakes_get_their_own_hint(batch, sid):
     _, must_fail, mistake = MISTAKES[sid]
     result = batch[sid]
     assert result.score < 100
-    assert must_fail <= failed(result), _failures(result)
+    assert must_fail <= failed(result), failures(result)
     for test in result.tests:
         if test.name.split("[")[0] in must_fail and not test.passed:
             # Its own hint, and no other mistake's.

@@ -12,33 +12,18 @@
   never loses a point, nor do (h, c) states returned as a namedtuple or a list.
 """
 
-import ast
-
 import pytest
 
-from conftest import ROOT, failed, grade_batch
+from conftest import ROOT, failed, failures, grade_sources
+from conftest import patched as patched_source
+from conftest import with_definitions as with_functions
 
 REFERENCE = (ROOT / "reference" / "recurrent_cells.py").read_text()
 ID = "recurrent_cells"
 
 
 def patched(*pairs: tuple[str, str]) -> str:
-    text = REFERENCE
-    for old, new in pairs:
-        assert text.count(old) == 1, old
-        text = text.replace(old, new)
-    return text
-
-
-def with_functions(source: str, new: str) -> str:
-    """``source`` with the top-level functions that ``new`` defines replaced by
-    its definitions (and ``new``'s other top-level code added)."""
-    defined = {node.name for node in ast.parse(new).body if isinstance(node, ast.FunctionDef)}
-    lines = source.splitlines()
-    for node in sorted(ast.parse(source).body, key=lambda n: -n.lineno):
-        if isinstance(node, ast.FunctionDef) and node.name in defined:
-            del lines[node.lineno - 1:node.end_lineno]
-    return "\n".join(lines) + "\n\n" + new
+    return patched_source(REFERENCE, *pairs)
 
 
 RETURN_CELLS = "return torch.cat([out_fwd, out_bwd], dim=-1), (final_fwd, final_bwd)"
@@ -405,29 +390,17 @@ STYLES = {"einsum_gates": EINSUM_GATES, "loop_over_gates": LOOP_OVER_GATES,
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("recurrent_cells_fairness")
-    subs = tmp / "subs"
-    subs.mkdir()
-    (subs / "reference.py").write_text(REFERENCE)
-    for sid, (pairs, _, _) in DETACHED.items():
-        (subs / f"{sid}.py").write_text(patched(*pairs))
-    for sid, (source, _, _) in MISTAKES.items():
-        (subs / f"{sid}.py").write_text(source)
-    for sid, source in STYLES.items():
-        assert source != REFERENCE
-        (subs / f"{sid}.py").write_text(source)
-    outcome, results = grade_batch(tmp, sorted(subs.iterdir()), jobs=2, assignment=ID)
-    assert not outcome.errors, outcome.errors
-    return results
-
-
-def _failures(result) -> dict:
-    return {t.key: t.feedback[:400] for t in result.tests if not t.passed}
+    assert REFERENCE not in STYLES.values()
+    detached = {sid: patched(*pairs) for sid, (pairs, _, _) in DETACHED.items()}
+    return grade_sources(tmp, ID, {"reference": REFERENCE, **detached,
+                                   **{sid: source for sid, (source, _, _) in MISTAKES.items()},
+                                   **STYLES})
 
 
 @pytest.mark.parametrize("sid", ["reference", *STYLES])
 def test_correct_styles_get_full_marks(batch, sid):
     result = batch[sid]
-    assert result.score == result.max_score == 100, _failures(result)
+    assert result.score == result.max_score == 100, failures(result)
 
 
 @pytest.mark.parametrize("sid", list(DETACHED))
@@ -438,7 +411,7 @@ def test_a_detached_output_loses_points(batch, sid):
     result = batch[sid]
     _, must_fail, said = DETACHED[sid]
     assert result.score < 100
-    assert must_fail in failed(result), _failures(result)
+    assert must_fail in failed(result), failures(result)
     feedback = next(t.feedback for t in result.tests if t.name.split("[")[0] == must_fail)
     assert said in feedback, feedback
 
@@ -448,7 +421,7 @@ def test_real_mistakes_get_their_own_hint(batch, sid):
     _, must_fail, mistake = MISTAKES[sid]
     result = batch[sid]
     assert result.score < 100
-    assert must_fail <= failed(result), _failures(result)
+    assert must_fail <= failed(result), failures(result)
     for test in result.tests:
         if test.name.split("[")[0] in must_fail:
             # Its own hint, and no other mistake's (per-tensor and element-wise
