@@ -16,14 +16,16 @@ import os
 import sys
 from pathlib import Path
 
+from .isolation import KEPT_ENVIRONMENT
+
 # What a sandbox interpreter gets of the grader's environment: locale, time
 # zone, search paths, and the sandbox's own two switches (named: another
 # AUTOGRADER_ variable could hold anything). Windows needs SYSTEMROOT for
 # sockets and random numbers. Whatever is kept is readable by student code
 # (a process's starting environment stays in its memory).
-KEPT = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM", "LD_LIBRARY_PATH", "SYSTEMROOT",
-        "TEMP", "TMP", "TMPDIR", "AUTOGRADER_DISABLE_LAYERS", "AUTOGRADER_WORKER_UID_BASE")
-KEPT_PREFIXES = ("LC_",)
+# A worker keeps less of it still (isolation.KEPT_ENVIRONMENT, a subset).
+KEPT = KEPT_ENVIRONMENT + ("LD_LIBRARY_PATH", "TEMP", "TMP", "TMPDIR",
+                           "AUTOGRADER_DISABLE_LAYERS", "AUTOGRADER_WORKER_UID_BASE")
 
 # The package's own folder's parent: the interpreter imports this very copy of
 # ``autograder`` (installed, editable, or a checkout on PYTHONPATH).
@@ -31,7 +33,7 @@ _HOME = str(Path(__file__).resolve().parents[2])
 
 
 def environment() -> dict[str, str]:
-    kept = {k: v for k, v in os.environ.items() if k in KEPT or k.startswith(KEPT_PREFIXES)}
+    kept = {k: v for k, v in os.environ.items() if k in KEPT or k.startswith("LC_")}
     # One string hash for every worker of every run: code that iterates over a
     # set of names prints and computes the same each time it is graded.
     kept["PYTHONHASHSEED"] = "0"

@@ -64,60 +64,13 @@ class SpawnLauncher(Launcher):
 
     @staticmethod
     def _accept(listener: socket.socket, token: bytes, proc) -> socket.socket:
-        """The connection that sends ``token`` first. Every connection is read
-        as its bytes arrive, so one that connects and says nothing (any local
-        process can) holds up no other; at most :data:`PENDING` wait at once,
-        each for :data:`TOKEN_SECONDS`."""
+        """The connection that sends ``token`` first (see :class:`_Handshake`)."""
         deadline = time.monotonic() + CONNECT_SECONDS
-        pending: dict[socket.socket, tuple[float, bytes]] = {}
-        listener.setblocking(False)
-        with selectors.DefaultSelector() as selector:
-            selector.register(listener, selectors.EVENT_READ)
-            try:
-                while time.monotonic() < deadline and proc.poll() is None:
-                    for key, _ in selector.select(timeout=0.2):
-                        if key.fileobj is listener:
-                            try:
-                                sock, _ = listener.accept()
-                            except (BlockingIOError, InterruptedError):
-                                continue
-                            if len(pending) >= PENDING:  # make room: drop the oldest
-                                oldest = min(pending, key=lambda s: pending[s][0])
-                                selector.unregister(oldest)
-                                pending.pop(oldest)
-                                oldest.close()
-                            sock.setblocking(False)
-                            pending[sock] = (time.monotonic(), b"")
-                            selector.register(sock, selectors.EVENT_READ)
-                            continue
-                        sock = key.fileobj
-                        since, got = pending[sock]
-                        try:
-                            chunk = sock.recv(TOKEN_BYTES - len(got))
-                        except (BlockingIOError, InterruptedError):
-                            continue
-                        except OSError:
-                            chunk = b""
-                        got += chunk
-                        # No verdict before all of it: a prefix must not be told apart.
-                        if chunk and len(got) < TOKEN_BYTES:
-                            pending[sock] = (since, got)
-                            continue
-                        selector.unregister(sock)
-                        pending.pop(sock)
-                        if chunk and hmac.compare_digest(got, token):
-                            sock.setblocking(True)
-                            return sock
-                        sock.close()  # closed, or not the token
-                    now = time.monotonic()
-                    for sock in [s for s, (since, _) in pending.items()
-                                 if now - since > TOKEN_SECONDS]:
-                        selector.unregister(sock)
-                        pending.pop(sock)
-                        sock.close()
-            finally:
-                for sock in pending:
-                    sock.close()
+        with _Handshake(listener, token) as handshake:
+            while time.monotonic() < deadline and proc.poll() is None:
+                sock = handshake.step(timeout=0.2)
+                if sock is not None:
+                    return sock
         raise SandboxFault(f"a worker interpreter did not connect (exit code {proc.poll()}); "
                            f"can {sys.executable} import torch?")
 
@@ -138,6 +91,77 @@ class SpawnLauncher(Launcher):
     def close(self) -> None:
         for pid in list(self.processes):
             self.forget(pid)
+
+
+class _Handshake:
+    """Connections to the listener, each read as its bytes arrive, so one that
+    connects and says nothing (any local process can) holds up no other. At
+    most :data:`PENDING` wait at once, each for :data:`TOKEN_SECONDS`; no
+    verdict is given on a part of the token (a prefix must not be told apart)."""
+
+    def __init__(self, listener: socket.socket, token: bytes):
+        self.listener, self.token = listener, token
+        self.pending: dict[socket.socket, tuple[float, bytes]] = {}  # since, bytes so far
+        self.selector = selectors.DefaultSelector()
+        listener.setblocking(False)
+        self.selector.register(listener, selectors.EVENT_READ)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for sock in list(self.pending):
+            self._drop(sock)
+        self.selector.close()
+
+    def step(self, timeout: float) -> socket.socket | None:
+        """Wait up to ``timeout`` for connections and bytes; the socket that
+        sent the token, if one did."""
+        for key, _ in self.selector.select(timeout=timeout):
+            if key.fileobj is self.listener:
+                self._admit()
+            elif (found := self._read(key.fileobj)) is not None:
+                return found
+        now = time.monotonic()
+        for sock in [s for s, (since, _) in self.pending.items() if now - since > TOKEN_SECONDS]:
+            self._drop(sock)
+        return None
+
+    def _admit(self) -> None:
+        try:
+            sock, _ = self.listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        if len(self.pending) >= PENDING:  # make room: drop the oldest
+            self._drop(min(self.pending, key=lambda s: self.pending[s][0]))
+        sock.setblocking(False)
+        self.pending[sock] = (time.monotonic(), b"")
+        self.selector.register(sock, selectors.EVENT_READ)
+
+    def _read(self, sock: socket.socket) -> socket.socket | None:
+        since, got = self.pending[sock]
+        try:
+            chunk = sock.recv(TOKEN_BYTES - len(got))
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError:
+            chunk = b""
+        got += chunk
+        if chunk and len(got) < TOKEN_BYTES:
+            self.pending[sock] = (since, got)
+            return None
+        if chunk and hmac.compare_digest(got, self.token):
+            self.selector.unregister(sock)
+            del self.pending[sock]
+            sock.setblocking(True)
+            return sock
+        self._drop(sock)  # closed, or not the token
+        return None
+
+    def _drop(self, sock: socket.socket) -> None:
+        self.selector.unregister(sock)
+        del self.pending[sock]
+        sock.close()
 
 
 def worker_main(argv: list[str]) -> None:
